@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every check segnb has, in the order a failure is cheapest to find:
+# the library is what the notebooks export, the notebooks are clean, README.md is current,
+# every notebook runs top to bottom, the pytest suite passes, and every notebook renders to HTML.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "== nbdev_export: segnb/ must be what nbs/ exports"
+nbdev_export
+if [ -n "$(git status --porcelain -- segnb)" ]; then
+  echo "segnb/ is out of sync with nbs/ (edit the notebooks, run nbdev_export, commit both):"
+  git status --porcelain -- segnb
+  exit 1
+fi
+
+echo "== nbdev_clean: notebooks carry no execution noise"
+nbdev_clean
+if [ -n "$(git status --porcelain -- nbs)" ]; then
+  echo "notebooks are not clean (run nbdev_clean and commit):"
+  git status --porcelain -- nbs
+  exit 1
+fi
+
+echo "== README.md is made from nbs/index.ipynb"
+python tools/make_readme.py --check
+
+echo "== nbdev_test: every notebook, top to bottom"
+time nbdev_test --n_workers 2 --timing
+
+echo "== pytest"
+python -m pytest -q tests
