@@ -4,18 +4,19 @@
 
 # %% auto #0
 __all__ = ['MODELS', 'BACKBONES', 'NECKS', 'HEADS', 'LOSSES', 'SEGMENTORS', 'DATASETS', 'PIPELINES', 'TRANSFORMS', 'HOOKS',
-           'OPTIMIZERS', 'OPTIMIZER_BUILDERS', 'RUNNERS', 'RegistryError', 'build_from_cfg', 'split_scope', 'Registry']
+           'OPTIMIZERS', 'OPTIMIZER_BUILDERS', 'RUNNERS', 'RegistryError', 'build_from_cfg', 'split_scope',
+           'redefinition', 'Registry']
 
-# %% ../nbs/01_registry.ipynb #9364e0de
+# %% ../nbs/01_registry.ipynb #c855fdd7
 import difflib, inspect
 from .cli import SegnbError
 
-# %% ../nbs/01_registry.ipynb #0d6f33c5
+# %% ../nbs/01_registry.ipynb #22bc9c30
 class RegistryError(SegnbError, KeyError):
     "A name that is not in a registry, or a `type` missing from a config dict."
     def __str__(self): return str(self.args[0]) if self.args else ''
 
-# %% ../nbs/01_registry.ipynb #5128f2fa
+# %% ../nbs/01_registry.ipynb #b85f1f62
 def _check_arguments(obj_cls, args):
     "Raise a `SegnbError` naming the class and the argument when `args` do not fit `obj_cls`'s signature."
     try: sig = inspect.signature(obj_cls)
@@ -25,7 +26,7 @@ def _check_arguments(obj_cls, args):
         known = [p for p in sig.parameters if p not in ('self', 'args', 'kwargs')]
         raise SegnbError(f'{obj_cls.__name__}: {e} (accepted: {", ".join(known)})') from None
 
-# %% ../nbs/01_registry.ipynb #f727df56
+# %% ../nbs/01_registry.ipynb #e7f0ea7c
 def build_from_cfg(cfg, registry, default_args=None):
     "Build an object from a config dict: `cfg['type']` (a name in `registry` or a class) called with the other keys."
     if not isinstance(cfg, dict): raise SegnbError(f'cfg must be a dict, but got {type(cfg).__name__}: {cfg!r}')
@@ -44,13 +45,20 @@ def build_from_cfg(cfg, registry, default_args=None):
         e.add_note(f'while building {obj_cls.__name__} from the {registry.name} registry')
         raise
 
-# %% ../nbs/01_registry.ipynb #e6cf6c72
+# %% ../nbs/01_registry.ipynb #07bd459d
 def split_scope(key):
     "Split `'scope.Name'` into `('scope', 'Name')`; a key without a dot has scope `None`."
     scope, dot, name = key.partition('.')
     return (scope, name) if dot else (None, key)
 
-# %% ../nbs/01_registry.ipynb #1dc4b17d
+# %% ../nbs/01_registry.ipynb #433f8bbc
+def redefinition(old, new):
+    "True when `new` is `old` again, or the same-named class defined once interactively (in `__main__`) and once not."
+    if old is new: return True
+    same_name = getattr(old, '__qualname__', None) == getattr(new, '__qualname__', None)
+    return same_name and '__main__' in (getattr(old, '__module__', None), getattr(new, '__module__', None))
+
+# %% ../nbs/01_registry.ipynb #657e4e8f
 class Registry:
     "A map from names to classes (or functions), filled by `register_module`, used by `build`."
     def __init__(self, name, build_func=None, parent=None, scope='segnb'):
@@ -116,7 +124,7 @@ class Registry:
             raise TypeError(f'module must be a class or a function, but got {type(module).__name__}')
         names = [module.__name__] if names is None else ([names] if isinstance(names, str) else list(names))
         for n in names:
-            if not force and n in self._module_dict:
+            if not force and n in self._module_dict and not redefinition(self._module_dict[n], module):
                 raise KeyError(f'{n} is already registered in {self.name} (pass force=True to replace it)')
             self._module_dict[n] = module
 
@@ -133,7 +141,7 @@ class Registry:
             return cls
         return _decorator
 
-# %% ../nbs/01_registry.ipynb #258cd42e
+# %% ../nbs/01_registry.ipynb #57c16af8
 MODELS = Registry('models')
 BACKBONES = NECKS = HEADS = LOSSES = SEGMENTORS = MODELS
 DATASETS = Registry('datasets')
