@@ -24,8 +24,14 @@ fi
 echo "== README.md is made from nbs/index.ipynb"
 python tools/make_readme.py --check
 
-echo "== nbdev_test: every notebook, top to bottom"
-time nbdev_test --n_workers 2 --timing
+echo "== nbdev_test: every notebook, top to bottom, each in a fresh process (as each gets its own kernel in JupyterLab)"
+# `nbdev_test` alone would run several notebooks in one process, where a lesson's cells and the exported module both
+# register the same classes; two notebooks at a time use the two cores.
+errs=$(mktemp -d)
+time (ls nbs/*.ipynb | xargs -P 2 -I{} sh -c 'log="$1/$(basename {}).err"; start=$(date +%s);
+  if nbdev_test --path {} >/dev/null 2>"$log"; then echo "ok   {} ($(( $(date +%s) - start ))s)";
+  else echo "FAIL {}"; cat "$log"; exit 1; fi' _ "$errs")
+rm -rf "$errs"
 
 echo "== pytest"
 python -m pytest -q tests
