@@ -11,11 +11,12 @@ __all__ = ['logger', 'CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_AB
            'DeconvModule', 'UpConvBlock', 'UNet', 'get_class_weight', 'weight_reduce_loss', 'cross_entropy',
            'binary_cross_entropy', 'CrossEntropyLoss', 'dice_loss', 'DiceLoss', 'accuracy', 'resize', 'build_loss',
            'BaseDecodeHead', 'FCNHead', 'PPM', 'PSPHead', 'ASPPModule', 'ASPPHead', 'DepthwiseSeparableASPPModule',
-           'DepthwiseSeparableASPPHead', 'build_backbone', 'build_neck', 'build_head', 'add_prefix', 'parse_losses',
-           'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip', 'EncoderDecoder', 'build_segmentor']
+           'DepthwiseSeparableASPPHead', 'inherited_parameters', 'build_checked', 'build_backbone', 'build_neck',
+           'build_head', 'add_prefix', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
+           'EncoderDecoder', 'build_segmentor']
 
-# %% ../nbs/04_models.ipynb #58b4dec6
-import json, logging, os, pickle
+# %% ../nbs/04_models.ipynb #86aefb19
+import inspect, json, logging, os, pickle
 from collections import OrderedDict
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F, torch.utils.checkpoint
@@ -25,7 +26,7 @@ from .dist import get_dist_info
 
 logger = logging.getLogger('segnb')
 
-# %% ../nbs/04_models.ipynb #167aeaa2
+# %% ../nbs/04_models.ipynb #4f5f6786
 CONV_LAYERS = {'Conv': nn.Conv2d, 'Conv2d': nn.Conv2d}
 ACTIVATION_LAYERS = {m.__name__: m for m in (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ReLU6, nn.ELU, nn.Sigmoid,
                                              nn.Tanh, nn.GELU, nn.SiLU, nn.Hardsigmoid, nn.Hardswish)}
@@ -42,7 +43,7 @@ def _layer_type(cfg, table, what):
     if kind not in table: raise SegnbError(f'{what}: unknown type {kind!r} (known: {", ".join(table)})')
     return kind, table[kind], args
 
-# %% ../nbs/04_models.ipynb #75a042fb
+# %% ../nbs/04_models.ipynb #f58a1b9e
 def build_conv_layer(cfg, *args, **kwargs):
     "A convolution from `conv_cfg` (`None` means `nn.Conv2d`), called with the given arguments."
     _, cls, extra = _layer_type(dict(type='Conv2d') if cfg is None else cfg, CONV_LAYERS, 'conv_cfg')
@@ -70,7 +71,7 @@ def build_activation_layer(cfg):
     _, cls, args = _layer_type(cfg, ACTIVATION_LAYERS, 'act_cfg')
     return cls(**args)
 
-# %% ../nbs/04_models.ipynb #c6bbdc8c
+# %% ../nbs/04_models.ipynb #180da6b4
 def kaiming_init(conv):
     "mmcv's default conv init: Kaiming-normal, fan_out, ReLU gain; bias 0."
     nn.init.kaiming_normal_(conv.weight, mode='fan_out', nonlinearity='relu')
@@ -89,7 +90,7 @@ def init_conv_norm(module):
         if isinstance(m, nn.Conv2d): kaiming_init(m)
         elif isinstance(m, NORM_TYPES): constant_init(m, 1)
 
-# %% ../nbs/04_models.ipynb #101d39cc
+# %% ../nbs/04_models.ipynb #ac0b82cc
 class ConvModule(nn.Module):
     "Conv + norm + activation, built from `conv_cfg`/`norm_cfg`/`act_cfg` (mmcv's `ConvModule`)."
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias='auto',
@@ -135,7 +136,7 @@ class ConvModule(nn.Module):
             elif layer == 'act' and activate and self.with_activation: x = self.activate(x)
         return x
 
-# %% ../nbs/04_models.ipynb #96c7d26d
+# %% ../nbs/04_models.ipynb #8d3d8913
 class DepthwiseSeparableConvModule(nn.Module):
     "A depthwise `ConvModule` (groups=in_channels) then a pointwise 1x1 `ConvModule`."
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, norm_cfg=None,
@@ -151,7 +152,7 @@ class DepthwiseSeparableConvModule(nn.Module):
 
     def forward(self, x): return self.pointwise_conv(self.depthwise_conv(x))
 
-# %% ../nbs/04_models.ipynb #cb9cfbfd
+# %% ../nbs/04_models.ipynb #81c565ff
 REMOTE_PREFIXES = ('open-mmlab://', 'openmmlab://', 'torchvision://', 'mmcls://', 'pavi://', 'http://', 'https://', 's3://')
 
 def read_state_dict(path):
@@ -171,7 +172,7 @@ def select_prefix(sd, prefix):
     "The entries of `sd` under `prefix` (e.g. `'backbone.'`), with the prefix removed."
     return OrderedDict((k[len(prefix):], v) for k, v in sd.items() if k.startswith(prefix))
 
-# %% ../nbs/04_models.ipynb #5ee29f9c
+# %% ../nbs/04_models.ipynb #dc9ae99b
 def load_pretrained(module, path, prefix=None, strict=False):
     "Load a local checkpoint into `module` as mmcv does; returns `(missing_keys, unexpected_keys)`."
     sd = read_state_dict(path)
@@ -200,7 +201,7 @@ def pretrained_path(pretrained, init_cfg, owner):
         if c.get('type') == 'Pretrained': return c['checkpoint'], c.get('prefix')
     return None, None
 
-# %% ../nbs/04_models.ipynb #6bb09d55
+# %% ../nbs/04_models.ipynb #aaf489e4
 class BasicBlock(nn.Module):
     "Two 3x3 convs with a residual connection (ResNet-18/34)."
     expansion = 1
@@ -228,7 +229,7 @@ class BasicBlock(nn.Module):
         if self.with_cp and x.requires_grad: return self.relu(torch.utils.checkpoint.checkpoint(self._residual, x, use_reentrant=False))
         return self.relu(self._residual(x))
 
-# %% ../nbs/04_models.ipynb #595b3493
+# %% ../nbs/04_models.ipynb #6d3d1c91
 class Bottleneck(nn.Module):
     "1x1 reduce, 3x3, 1x1 expand (x4), with a residual connection (ResNet-50/101/152)."
     expansion = 4
@@ -260,7 +261,7 @@ class Bottleneck(nn.Module):
         if self.with_cp and x.requires_grad: return self.relu(torch.utils.checkpoint.checkpoint(self._residual, x, use_reentrant=False))
         return self.relu(self._residual(x))
 
-# %% ../nbs/04_models.ipynb #7dbabe11
+# %% ../nbs/04_models.ipynb #e83c78a4
 class ResLayer(nn.Sequential):
     "One ResNet stage: `num_blocks` blocks, the first one striding and projecting the shortcut when shapes change."
     def __init__(self, block, inplanes, planes, num_blocks, stride=1, dilation=1, avg_down=False, conv_cfg=None,
@@ -279,7 +280,7 @@ class ResLayer(nn.Sequential):
                          norm_cfg=norm_cfg, **kwargs) for d in dils[1:]]
         super().__init__(*layers)
 
-# %% ../nbs/04_models.ipynb #cd7d4052
+# %% ../nbs/04_models.ipynb #927a97aa
 def unsupported(owner, **options):
     "Raise a `SegnbError` for the first of `options` that is set (not None/False)."
     for k, v in options.items():
@@ -370,7 +371,7 @@ class ResNet(nn.Module):
                 if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
         return self
 
-# %% ../nbs/04_models.ipynb #6900eabb
+# %% ../nbs/04_models.ipynb #f7c6d32b
 @BACKBONES.register_module()
 class ResNetV1c(ResNet):
     "ResNet with the deep 3x3 stem (mmseg's default backbone for FCN/PSPNet/DeepLab)."
@@ -387,7 +388,7 @@ class ResNetV1d(ResNet):
             if k in kwargs: raise SegnbError(f'ResNetV1d: {k} is fixed (deep_stem=True, avg_down=True)')
         super().__init__(deep_stem=True, avg_down=True, **kwargs)
 
-# %% ../nbs/04_models.ipynb #054698a9
+# %% ../nbs/04_models.ipynb #a89253f5
 class BasicConvBlock(nn.Module):
     "`num_convs` 3x3 ConvModules; the first may stride, the others may dilate."
     def __init__(self, in_channels, out_channels, num_convs=2, stride=1, dilation=1, with_cp=False, conv_cfg=None,
@@ -404,7 +405,7 @@ class BasicConvBlock(nn.Module):
         if self.with_cp and x.requires_grad: return torch.utils.checkpoint.checkpoint(self.convs, x, use_reentrant=False)
         return self.convs(x)
 
-# %% ../nbs/04_models.ipynb #2dad4a05
+# %% ../nbs/04_models.ipynb #7ec409da
 class Upsample(nn.Module):
     "Resize by `scale_factor` (or to `size`) with `F.interpolate` (mmseg's `Upsample`)."
     def __init__(self, size=None, scale_factor=None, mode='nearest', align_corners=None):
@@ -444,7 +445,7 @@ class DeconvModule(nn.Module):
 
 UPSAMPLE_LAYERS = {'InterpConv': InterpConv, 'DeconvModule': DeconvModule}
 
-# %% ../nbs/04_models.ipynb #33c5b6ac
+# %% ../nbs/04_models.ipynb #f4185246
 class UpConvBlock(nn.Module):
     "Upsample `x`, concatenate the skip connection, then a conv block."
     def __init__(self, conv_block, in_channels, skip_channels, out_channels, num_convs=2, stride=1, dilation=1,
@@ -462,7 +463,7 @@ class UpConvBlock(nn.Module):
 
     def forward(self, skip, x): return self.conv_block(torch.cat([skip, self.upsample(x)], dim=1))
 
-# %% ../nbs/04_models.ipynb #54933d15
+# %% ../nbs/04_models.ipynb #3a152a5a
 @BACKBONES.register_module()
 class UNet(nn.Module):
     "UNet backbone (mmseg 0.30): returns decoder outputs, coarsest first."
@@ -527,7 +528,7 @@ class UNet(nn.Module):
                 if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
         return self
 
-# %% ../nbs/04_models.ipynb #6c8ec8b5
+# %% ../nbs/04_models.ipynb #19dd0ef9
 def get_class_weight(class_weight):
     "Class weights from a list, or from a `.npy`/`.pkl`/`.json` file path."
     if not isinstance(class_weight, (str, os.PathLike)): return None if class_weight is None else list(class_weight)
@@ -549,7 +550,7 @@ def weight_reduce_loss(loss, weight=None, reduction='mean', avg_factor=None):
     if reduction == 'none': return loss
     raise SegnbError('avg_factor can not be used with reduction="sum"')
 
-# %% ../nbs/04_models.ipynb #95a8af2a
+# %% ../nbs/04_models.ipynb #772b3853
 def cross_entropy(pred, label, weight=None, class_weight=None, reduction='mean', avg_factor=None, ignore_index=-100,
                   avg_non_ignore=False):
     "Per-pixel softmax cross entropy, reduced as mmseg 0.30 does (see above)."
@@ -570,7 +571,7 @@ def binary_cross_entropy(pred, label, weight=None, class_weight=None, reduction=
     loss = F.binary_cross_entropy_with_logits(pred, label.float(), pos_weight=class_weight, reduction='none')
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
-# %% ../nbs/04_models.ipynb #a49ea2ef
+# %% ../nbs/04_models.ipynb #520e3cd6
 @LOSSES.register_module()
 class CrossEntropyLoss(nn.Module):
     "mmseg 0.30's cross-entropy loss (softmax, or sigmoid with `use_sigmoid=True`)."
@@ -595,7 +596,7 @@ class CrossEntropyLoss(nn.Module):
 
     def extra_repr(self): return f'avg_non_ignore={self.avg_non_ignore}'
 
-# %% ../nbs/04_models.ipynb #990bfc8a
+# %% ../nbs/04_models.ipynb #16a07fa5
 def dice_loss(pred, target, valid_mask, smooth=1, exponent=2, class_weight=None, ignore_index=255):
     "Mean over classes of `1 - (2|P∩T| + s) / (|P|^e + |T|^e + s)`, each class averaged over the batch."
     total = 0
@@ -628,7 +629,7 @@ class DiceLoss(nn.Module):
                          self.ignore_index)
         return self.loss_weight * loss
 
-# %% ../nbs/04_models.ipynb #c1053482
+# %% ../nbs/04_models.ipynb #1c6057ad
 def accuracy(pred, target, topk=1, thresh=None, ignore_index=None):
     "Top-k accuracy in percent over the non-ignored pixels, as a tensor of shape (1,) (or a list for several k)."
     ks = (topk,) if isinstance(topk, int) else tuple(topk)
@@ -644,7 +645,7 @@ def accuracy(pred, target, topk=1, thresh=None, ignore_index=None):
     res = [((correct[:, :k] & valid.unsqueeze(1)).sum().float().reshape(1) + eps) * (100. / total) for k in ks]
     return res[0] if isinstance(topk, int) else res
 
-# %% ../nbs/04_models.ipynb #45b99f77
+# %% ../nbs/04_models.ipynb #7e68a911
 def resize(input, size=None, scale_factor=None, mode='nearest', align_corners=None):
     "`F.interpolate` (mmseg's `resize`, without its warning)."
     return F.interpolate(input, size, scale_factor, mode, align_corners)
@@ -725,7 +726,7 @@ class BaseDecodeHead(nn.Module):
         nn.init.normal_(self.conv_seg.weight, 0, 0.01)
         nn.init.zeros_(self.conv_seg.bias)
 
-# %% ../nbs/04_models.ipynb #26fadff3
+# %% ../nbs/04_models.ipynb #ff4be788
 @HEADS.register_module()
 class FCNHead(BaseDecodeHead):
     "Fully convolutional head: a few convs, then the classifier."
@@ -750,7 +751,7 @@ class FCNHead(BaseDecodeHead):
 
     def forward(self, inputs): return self.cls_seg(self._forward_feature(inputs))
 
-# %% ../nbs/04_models.ipynb #7edea7a1
+# %% ../nbs/04_models.ipynb #3fd481f1
 class PPM(nn.ModuleList):
     "Pyramid pooling: adaptive average pooling at each scale + 1x1 ConvModule, upsampled back."
     def __init__(self, pool_scales, in_channels, channels, conv_cfg, norm_cfg, act_cfg, align_corners, **kwargs):
@@ -777,7 +778,7 @@ class PSPHead(BaseDecodeHead):
         x = self._transform_inputs(inputs)
         return self.cls_seg(self.bottleneck(torch.cat([x, *self.psp_modules(x)], dim=1)))
 
-# %% ../nbs/04_models.ipynb #7bafbb81
+# %% ../nbs/04_models.ipynb #7ea5ccc6
 class ASPPModule(nn.ModuleList):
     "One ConvModule per dilation (1x1 for dilation 1, dilated 3x3 otherwise), applied in parallel."
     def __init__(self, dilations, in_channels, channels, conv_cfg, norm_cfg, act_cfg):
@@ -806,7 +807,7 @@ class ASPPHead(BaseDecodeHead):
 
     def forward(self, inputs): return self.cls_seg(self._aspp(self._transform_inputs(inputs)))
 
-# %% ../nbs/04_models.ipynb #0d18a66a
+# %% ../nbs/04_models.ipynb #9683162a
 class DepthwiseSeparableASPPModule(ASPPModule):
     "ASPP whose dilated branches are depthwise-separable."
     def __init__(self, **kwargs):
@@ -837,10 +838,30 @@ class DepthwiseSeparableASPPHead(ASPPHead):
             output = torch.cat([resize(output, c1.shape[2:], mode='bilinear', align_corners=self.align_corners), c1], dim=1)
         return self.cls_seg(self.sep_bottleneck(output))
 
-# %% ../nbs/04_models.ipynb #b2f417e7
-def build_backbone(cfg): "A backbone from its config."; return BACKBONES.build(cfg)
-def build_neck(cfg): "A neck from its config."; return NECKS.build(cfg)
-def build_head(cfg): "A head from its config."; return HEADS.build(cfg)
+# %% ../nbs/04_models.ipynb #43105629
+def inherited_parameters(cls):
+    "Argument names `cls(...)` accepts, following `**kwargs` up the base classes; None when that cannot be told."
+    names = set()
+    for klass in cls.__mro__:
+        if '__init__' not in vars(klass) or klass is nn.Module: continue
+        params = inspect.signature(vars(klass)['__init__']).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != 'self'}
+        if not any(p.kind == p.VAR_KEYWORD for p in params): return names
+    return None
+
+def build_checked(registry, cfg):
+    "Build `cfg` from `registry`, first refusing argument names that no `__init__` of the class and its bases takes."
+    if isinstance(cfg, dict) and isinstance(cfg.get('type'), str) and cfg['type'] in registry:
+        cls = registry.get(cfg['type'])
+        accepted = inherited_parameters(cls) if inspect.isclass(cls) else None
+        unknown = sorted(set(cfg) - {'type'} - accepted) if accepted is not None else []
+        if unknown: raise SegnbError(f'{cls.__name__}: unexpected argument(s) {", ".join(unknown)} '
+                                     f'(accepted: {", ".join(sorted(accepted))})')
+    return registry.build(cfg)
+
+def build_backbone(cfg): "A backbone from its config."; return build_checked(BACKBONES, cfg)
+def build_neck(cfg): "A neck from its config."; return build_checked(NECKS, cfg)
+def build_head(cfg): "A head from its config."; return build_checked(HEADS, cfg)
 
 def add_prefix(inputs, prefix):
     "`{'prefix.key': value}` for each item of `inputs`."
@@ -850,7 +871,7 @@ def _cfg_value(cfg, key, default=None):
     "`cfg[key]` for a dict-like test/train cfg (None allowed)."
     return default if cfg is None else cfg.get(key, default)
 
-# %% ../nbs/04_models.ipynb #63a8d356
+# %% ../nbs/04_models.ipynb #c1bfe3dd
 def parse_losses(losses):
     "`(total, log_vars)`: the sum of every entry whose key contains 'loss'; log_vars are detached 0-dim tensors."
     log_vars = OrderedDict()
@@ -897,7 +918,7 @@ class BaseSegmentor(nn.Module):
         if len(imgs) == 1: return self.simple_test(imgs[0], img_metas[0], **kwargs)
         return self.aug_test(imgs, img_metas, **kwargs)
 
-# %% ../nbs/04_models.ipynb #70dcd3c9
+# %% ../nbs/04_models.ipynb #63e0103b
 def slide_logits(encode, img, crop_size, stride, num_classes):
     "Logits of `encode` on `crop_size` windows every `stride` pixels, averaged where windows overlap."
     (h_stride, w_stride), (h_crop, w_crop) = stride, crop_size
@@ -926,7 +947,7 @@ def undo_flip(probs, img_meta):
     if direction == 'vertical': return probs.flip(dims=(2,))
     raise SegnbError(f"flip_direction must be 'horizontal' or 'vertical' at test time, got {direction!r}")
 
-# %% ../nbs/04_models.ipynb #cb51076b
+# %% ../nbs/04_models.ipynb #79c334d8
 @SEGMENTORS.register_module()
 class EncoderDecoder(BaseSegmentor):
     "backbone -> (neck) -> decode head (+ auxiliary heads): mmseg 0.30's segmentor."
@@ -1019,7 +1040,7 @@ class EncoderDecoder(BaseSegmentor):
         probs = sum(self.inference(img, meta, rescale) for img, meta in zip(imgs, img_metas)) / len(imgs)
         return list(probs.argmax(dim=1).cpu().numpy())
 
-# %% ../nbs/04_models.ipynb #36e07e78
+# %% ../nbs/04_models.ipynb #807cab96
 def build_segmentor(cfg, train_cfg=None, test_cfg=None):
     "A segmentor from `cfg.model`; `train_cfg`/`test_cfg` may also come from outside it (mmseg's old layout)."
     for key, value in (('train_cfg', train_cfg), ('test_cfg', test_cfg)):

@@ -8,7 +8,7 @@ __all__ = ['LOG_FORMAT', 'get_root_logger', 'batch_size_of', 'IterLoader', 'writ
            'rng_state', 'set_rng_state', 'segnb_version', 'BaseRunner', 'IterBasedRunner', 'EpochBasedRunner',
            'build_runner', 'benchmark_overhead']
 
-# %% ../nbs/08_runner.ipynb #74a312e0
+# %% ../nbs/08_runner.ipynb #a5fa3535
 import contextlib, functools, logging, os, os.path as osp, random, re, shutil, signal, sys, tempfile
 import threading, time
 from collections import OrderedDict
@@ -22,7 +22,7 @@ from .dist import get_dist_info, any_across_ranks, all_gather_object, unwrap_mod
 from .hooks import (Hook, LogBuffer, build_hook, get_priority, lr_hook_type, to_device, model_device,
                          rng_preserved, data_sampler, checkpoint_number, STAGES)
 
-# %% ../nbs/08_runner.ipynb #b9c04fe9
+# %% ../nbs/08_runner.ipynb #d4780ab7
 LOG_FORMAT = '%(asctime)s - %(name)s - %(levelname)s - %(message)s'
 
 def get_root_logger(log_file=None, log_level=logging.INFO):
@@ -40,7 +40,7 @@ def get_root_logger(log_file=None, log_level=logging.INFO):
     logger.propagate = False
     return logger
 
-# %% ../nbs/08_runner.ipynb #d5d1bffd
+# %% ../nbs/08_runner.ipynb #c74279c4
 def batch_size_of(loader):
     "The loader's batch size (also when it has a BatchSampler), or None."
     return getattr(loader, 'batch_size', None) or getattr(getattr(loader, 'batch_sampler', None), 'batch_size', None)
@@ -77,7 +77,7 @@ class IterLoader:
         "(epoch, position) as a dict; a finished epoch counts as the start of the next."
         return dict(epoch=self.epoch + 1, position=0) if self.position >= self._len else dict(epoch=self.epoch, position=self.position)
 
-# %% ../nbs/08_runner.ipynb #fd402e22
+# %% ../nbs/08_runner.ipynb #5d09522d
 def write_payload(obj, f):
     "Serialize `obj` into the open binary file `f`."
     torch.save(obj, f)
@@ -112,7 +112,7 @@ def link_latest(out_dir, filename, link_name='latest.pth'):
     os.replace(tmp, osp.join(out_dir, link_name))
     _fsync_dir(out_dir)
 
-# %% ../nbs/08_runner.ipynb #d24439e4
+# %% ../nbs/08_runner.ipynb #e6ecdcda
 def read_checkpoint(filename, map_location='cpu'):
     "`torch.load(filename, weights_only=True)`; a `SegnbError` naming the file if it is missing or unreadable."
     if not osp.isfile(filename): raise SegnbError(f'checkpoint not found: {filename}')
@@ -123,28 +123,37 @@ def read_checkpoint(filename, map_location='cpu'):
     if not isinstance(ckpt, dict): raise SegnbError(f'{filename}: not a checkpoint (a {type(ckpt).__name__}, not a dict)')
     return ckpt
 
-def load_state_dict(module, state_dict, strict=False, logger=None, filename='checkpoint'):
-    "Load matching tensors; report missing, unexpected and wrongly shaped keys (an error when `strict`)."
+def _some(keys, n=4):
+    "The first `n` keys, and how many more: a key list short enough for a one-line message."
+    keys = list(keys)
+    return ', '.join(keys[:n]) + (f' and {len(keys) - n} more' if len(keys) > n else '')
+
+def load_state_dict(module, state_dict, strict=False, logger=None, filename='checkpoint', unexpected_ok=False):
+    "Load matching tensors; report missing, unexpected and wrongly shaped keys (an error when `strict`, but for unexpected keys when `unexpected_ok`)."
     own = module.state_dict()
     wrong = [k for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
     missing, unexpected = module.load_state_dict({k: v for k, v in state_dict.items() if k not in wrong}, strict=False)
-    msgs = ([f'unexpected keys: {", ".join(unexpected)}'] if unexpected else []) + \
-           ([f'missing keys: {", ".join(missing)}'] if missing else []) + \
+    if own and not any(k in own and k not in wrong for k in state_dict):
+        raise SegnbError(f'{filename}: none of its tensors fit the model (it has {_some(state_dict)}; the model has {_some(own)})')
+    extra = [f'unexpected keys: {_some(unexpected)}'] if unexpected else []
+    msgs = ([f'missing keys: {_some(missing)}'] if missing else []) + \
            [f'size mismatch for {k}: {tuple(state_dict[k].shape)} in the checkpoint, {tuple(own[k].shape)} in the model' for k in wrong]
-    if msgs and strict: raise SegnbError(f'{filename}: the weights do not fit the model: ' + '; '.join(msgs))
-    if msgs: (logger or logging.getLogger('segnb')).warning(f'{filename}: ' + '; '.join(msgs))
+    if strict and (msgs or extra and not unexpected_ok):
+        raise SegnbError(f'{filename}: the weights do not fit the model: ' + '; '.join(extra + msgs))
+    if msgs or extra: (logger or logging.getLogger('segnb')).warning(f'{filename}: ' + '; '.join(extra + msgs))
 
-def load_checkpoint(model, filename, map_location='cpu', strict=False, logger=None, revise_keys=[(r'^module\.', '')]):
+def load_checkpoint(model, filename, map_location='cpu', strict=False, logger=None, revise_keys=[(r'^module\.', '')],
+                    unexpected_ok=False):
     "mmcv's load_checkpoint: read `filename`, load its state_dict into the (unwrapped) model; returns the dict."
     ckpt = read_checkpoint(filename, map_location)
     sd = ckpt.get('state_dict', ckpt)
     if not isinstance(sd, dict) or not sd or not all(torch.is_tensor(v) for v in sd.values()):
         raise SegnbError(f'{filename}: no state_dict of tensors in this file')
     for pattern, repl in revise_keys: sd = OrderedDict((re.sub(pattern, repl, k), v) for k, v in sd.items())
-    load_state_dict(unwrap_model(model), sd, strict, logger, filename)
+    load_state_dict(unwrap_model(model), sd, strict, logger, filename, unexpected_ok)
     return ckpt
 
-# %% ../nbs/08_runner.ipynb #e196ab34
+# %% ../nbs/08_runner.ipynb #cd6f7b19
 def is_complete_checkpoint(path):
     "True if `path` loads (weights_only) and has a training position (`meta.iter`)."
     try: return 'iter' in read_checkpoint(path, 'cpu').get('meta', {})
@@ -158,7 +167,7 @@ def find_latest_checkpoint(work_dir):
     candidates = [osp.join(work_dir, 'latest.pth')] + [osp.join(work_dir, f) for _, f in sorted(numbered, reverse=True)]
     return next((osp.realpath(c) for c in candidates if osp.exists(c) and is_complete_checkpoint(c)), None)
 
-# %% ../nbs/08_runner.ipynb #62a12cec
+# %% ../nbs/08_runner.ipynb #9a3070db
 def rng_state():
     "The python, numpy, torch (and CUDA) random states as weights_only-loadable data."
     version, state, gauss = random.getstate()
@@ -184,12 +193,14 @@ def segnb_version():
     commit = segnb_git_hash()
     return segnb.__version__ + (f'+{commit}' if commit else '')
 
-# %% ../nbs/08_runner.ipynb #6b24e07e
+# %% ../nbs/08_runner.ipynb #a82a8d06
 class BaseRunner:
     "Counters, hooks, the training step, checkpoints and resume shared by the iteration and epoch runners."
     def __init__(self, model, optimizer=None, work_dir=None, logger=None, meta=None, max_iters=None,
                  max_epochs=None, amp=None):
         if max_iters is not None and max_epochs is not None: raise SegnbError('runner: set max_iters or max_epochs, not both')
+        for name, n in (('max_iters', max_iters), ('max_epochs', max_epochs)):
+            if n is not None and (type(n) is not int or n < 0): raise SegnbError(f'runner.{name} must be an integer >= 0, got {n!r}')
         if amp not in (None, 'fp16', 'bf16'): raise SegnbError(f"amp must be None, 'fp16' or 'bf16', got {amp!r}")
         if meta is not None and not isinstance(meta, dict): raise SegnbError(f'runner meta must be a dict, got {type(meta).__name__}')
         if not callable(getattr(model, 'train_step', None)): raise SegnbError(f'{type(model).__name__} has no train_step(data_batch, optimizer)')
@@ -225,7 +236,7 @@ class BaseRunner:
         if self.optimizer is None: raise SegnbError('lr is not available: the runner has no optimizer')
         return [g['lr'] for g in self.optimizer.param_groups]
 
-# %% ../nbs/08_runner.ipynb #0f73e6f6
+# %% ../nbs/08_runner.ipynb #23c26504
 @patch
 def register_hook(self:BaseRunner, hook, priority='NORMAL'):
     "Insert `hook` after every hook whose priority is the same or higher (stable order)."
@@ -257,7 +268,7 @@ def get_hook_info(self:BaseRunner):
         if names: lines += [f'{stage}:'] + names + ['-' * 20]
     return '\n'.join(lines)
 
-# %% ../nbs/08_runner.ipynb #a108335a
+# %% ../nbs/08_runner.ipynb #684ccbdd
 def _as_dict(cfg):
     "A plain (deep-enough) copy of a config dict, so the caller's config is not changed."
     return None if cfg is None else cfg if isinstance(cfg, Hook) else {k: v for k, v in dict(cfg).items()}
@@ -290,7 +301,7 @@ def register_training_hooks(self:BaseRunner, lr_config, optimizer_config=None, c
         if isinstance(item, Hook): self.register_hook(item, 'NORMAL')
         else: self.register_hook_from_cfg(item)
 
-# %% ../nbs/08_runner.ipynb #e220573d
+# %% ../nbs/08_runner.ipynb #3e452a28
 @patch
 def autocast(self:BaseRunner):
     "`torch.autocast` for the model's device when `amp` is set, else a no-op context."
@@ -331,7 +342,7 @@ def val_iter(self:BaseRunner, loader):
     self.call_hook('after_val_iter')
     del self.data_batch
 
-# %% ../nbs/08_runner.ipynb #3cf62e9d
+# %% ../nbs/08_runner.ipynb #79f545dd
 @patch
 @contextlib.contextmanager
 def stop_signals(self:BaseRunner):
@@ -358,7 +369,7 @@ def save_on_stop(self:BaseRunner):
     if self.work_dir and self._last_saved != self._iter: self.save_checkpoint(self.work_dir, self.stop_filename())
     self.logger.warning(f'{name} received: stopped after iteration {self._iter}; checkpoint in {self.work_dir}')
 
-# %% ../nbs/08_runner.ipynb #d4aeddd2
+# %% ../nbs/08_runner.ipynb #9ff4799f
 @patch
 def _named_hooks(self:BaseRunner):
     "(key, hook) pairs: the class name, with '#2', '#3' for repeats."
@@ -415,12 +426,12 @@ def flush_saves(self:BaseRunner):
     pending, self._pending_saves = self._pending_saves, []
     for args in pending: self.write_checkpoint(*args)
 
-# %% ../nbs/08_runner.ipynb #5d2eef58
+# %% ../nbs/08_runner.ipynb #50e00e39
 @patch
 def resume(self:BaseRunner, checkpoint, resume_optimizer=True, map_location='default'):
     "Restore model, optimizer, counters, data position, hook states and random states from `checkpoint`."
     if map_location == 'default': map_location = self._device
-    ckpt = load_checkpoint(self.model, checkpoint, map_location, logger=self.logger)
+    ckpt = load_checkpoint(self.model, checkpoint, map_location, strict=True, logger=self.logger, unexpected_ok=True)
     meta = ckpt.get('meta', {})
     if 'iter' not in meta: raise SegnbError(f'{checkpoint}: not a training checkpoint (no meta.iter); use load_from for weights only')
     self._iter, self._epoch, self._resume_data = meta['iter'], meta.get('epoch', 0), meta.get('data')
@@ -441,7 +452,7 @@ def restore_pending_rng(self:BaseRunner):
     "Apply the random states of a resumed checkpoint (right before the first iteration)."
     if self._pending_rng is not None: set_rng_state(self._pending_rng); self._pending_rng = None
 
-# %% ../nbs/08_runner.ipynb #e601c6a9
+# %% ../nbs/08_runner.ipynb #f007c1f7
 def _check_workflow(data_loaders, workflow):
     if not isinstance(data_loaders, (list, tuple)): raise SegnbError('run() needs a list of data loaders')
     if len(data_loaders) != len(workflow):
@@ -514,7 +525,7 @@ class IterBasedRunner(BaseRunner):
         self.call_hook('after_epoch')
         self.call_hook('after_run')
 
-# %% ../nbs/08_runner.ipynb #4e119698
+# %% ../nbs/08_runner.ipynb #e3db13b9
 @RUNNERS.register_module()
 class EpochBasedRunner(BaseRunner):
     "mmcv's epoch-based runner: `max_epochs` passes over the training loader."
@@ -578,12 +589,12 @@ class EpochBasedRunner(BaseRunner):
         if self._stopping: self.save_on_stop()
         self.call_hook('after_run')
 
-# %% ../nbs/08_runner.ipynb #44e5f5bc
+# %% ../nbs/08_runner.ipynb #54334075
 def build_runner(cfg, default_args=None):
     "Build a runner from `cfg.runner` (e.g. `dict(type='IterBasedRunner', max_iters=80000)`)."
     return build_from_cfg(dict(cfg), RUNNERS, default_args)
 
-# %% ../nbs/08_runner.ipynb #00d59df0
+# %% ../nbs/08_runner.ipynb #f97a67f8
 class _BenchNet(torch.nn.Module):
     "A small conv net with mmseg's train_step contract, small enough for the loop's overhead to show."
     def __init__(self, width=16, num_classes=4):

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['AUG_TEST_RATIOS', 'enable_aug_test', 'paint_predictions', 'main', 'run_test']
 
-# %% ../nbs/11_test.ipynb #ebfc7f68
+# %% ../nbs/11_test.ipynb #2500ca18
 import json, os, os.path as osp, time
 
 import torch
@@ -17,9 +17,9 @@ from .dist import destroy_dist, get_dist_info, init_dist, wrap_model
 from .hooks import multi_gpu_test, single_gpu_test
 from .models import build_segmentor
 from .runner import get_root_logger, load_checkpoint
-from .train import cpu_threads, select_device
+from .train import check_num_classes, cpu_threads, select_device
 
-# %% ../nbs/11_test.ipynb #45280b89
+# %% ../nbs/11_test.ipynb #0a679e58
 AUG_TEST_RATIOS = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 
 def enable_aug_test(cfg):
@@ -30,7 +30,7 @@ def enable_aug_test(cfg):
             return cfg
     raise SegnbError('--aug-test: the test pipeline has no MultiScaleFlipAug step')
 
-# %% ../nbs/11_test.ipynb #1c90d97a
+# %% ../nbs/11_test.ipynb #49da65cf
 def paint_predictions(dataset, results, out_dir, palette, opacity=0.5):
     "Write each prediction painted over its image (PNG) into `out_dir`, named after the image; returns the paths."
     paths = []
@@ -40,7 +40,7 @@ def paint_predictions(dataset, results, out_dir, palette, opacity=0.5):
         paths.append(out)
     return paths
 
-# %% ../nbs/11_test.ipynb #15ed41b1
+# %% ../nbs/11_test.ipynb #b309cc9f
 @report_errors
 def main(argv=None):
     "Evaluate a checkpoint (mmseg 0.30's tools/test.py); returns the metrics dict on rank 0."
@@ -59,13 +59,14 @@ def main(argv=None):
     finally:
         if distributed: destroy_dist()
 
-# %% ../nbs/11_test.ipynb #269dd440
+# %% ../nbs/11_test.ipynb #02272bdb
 def run_test(args, cfg, distributed):
     "Build the test set and the model, load the checkpoint, predict, then paint and evaluate on rank 0."
     logger = get_root_logger()
     device = select_device(args.device)
     if device.type == 'cpu': torch.set_num_threads(cpu_threads(cfg.data.workers_per_gpu))
     dataset = build_dataset(cfg.data.test)
+    check_num_classes(cfg.model, dataset)
     loader = build_dataloader(dataset, samples_per_gpu=1, workers_per_gpu=cfg.data.workers_per_gpu,
                               dist=distributed, shuffle=False)
     model = build_segmentor(cfg.model, train_cfg=None, test_cfg=cfg.get('test_cfg'))
@@ -90,6 +91,6 @@ def run_test(args, cfg, distributed):
         with open(out, 'w') as f: json.dump(dict(config=args.config, metric=metrics), f, indent=4)
     return metrics
 
-# %% ../nbs/11_test.ipynb #af25b92d
+# %% ../nbs/11_test.ipynb #ec9c2a49
 if __name__ == '__main__' and 'get_ipython' not in globals():
     main()

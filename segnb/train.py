@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'DEFAULT_CONFIG', 'set_random_seed', 'resolve_work_dir', 'elastic_restart', 'load_config',
-           'select_device', 'amp_mode', 'cpu_threads', 'train_segmentor', 'main']
+           'check_num_classes', 'select_device', 'amp_mode', 'cpu_threads', 'train_segmentor', 'main']
 
-# %% ../nbs/10_train.ipynb #9a27aab2
+# %% ../nbs/10_train.ipynb #3bce1895
 import logging, os, os.path as osp, random, sys, time
 from pathlib import Path
 
@@ -24,11 +24,11 @@ from .models import build_segmentor
 from .optim import build_optimizer
 from .runner import build_runner, find_latest_checkpoint, get_root_logger
 
-# %% ../nbs/10_train.ipynb #f6a030fc
+# %% ../nbs/10_train.ipynb #82d63e5f
 CONFIG_DIR = Path(segnb.__file__).parent / 'configs'
 DEFAULT_CONFIG = str(CONFIG_DIR / 'shapes' / 'deeplabv3plus_r18-small-d16_128x128_cpu_shapes.py')
 
-# %% ../nbs/10_train.ipynb #354ac76c
+# %% ../nbs/10_train.ipynb #18239dca
 def set_random_seed(seed, deterministic=False):
     "Seed python, numpy and torch (all devices); with `deterministic`, ask for deterministic kernels."
     random.seed(seed)
@@ -38,20 +38,20 @@ def set_random_seed(seed, deterministic=False):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-# %% ../nbs/10_train.ipynb #ea370395
+# %% ../nbs/10_train.ipynb #218871b8
 def resolve_work_dir(args_work_dir, cfg, config_path):
     "The work_dir: the CLI's, else the config's, else `./work_dirs/<config file name without extension>`."
     if args_work_dir is not None: return args_work_dir
     if cfg.get('work_dir', None) is not None: return cfg.work_dir
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 
-# %% ../nbs/10_train.ipynb #609533a8
+# %% ../nbs/10_train.ipynb #af5a0cd3
 def elastic_restart(environ=None):
     "True when torchrun restarted this worker after a failure (`TORCHELASTIC_RESTART_COUNT` > 0)."
     environ = os.environ if environ is None else environ
     return int(environ.get('TORCHELASTIC_RESTART_COUNT', '0') or 0) > 0
 
-# %% ../nbs/10_train.ipynb #ba6bfe39
+# %% ../nbs/10_train.ipynb #45fcb024
 def load_config(args):
     "The config of the run: the file (or the default), with `--cfg-options` merged in and the CLI's settings applied."
     config_path = args.config or DEFAULT_CONFIG
@@ -65,13 +65,25 @@ def load_config(args):
     cfg.gpu_ids = [args.gpu_id]
     return cfg, config_path
 
-# %% ../nbs/10_train.ipynb #faea1d45
+# %% ../nbs/10_train.ipynb #c22d59d9
+def check_num_classes(model_cfg, dataset):
+    "A one-line `SegnbError` when the `num_classes` of a decode or auxiliary head differs from the dataset's classes."
+    n = len(dataset.CLASSES)
+    for key in ('decode_head', 'auxiliary_head'):
+        heads = model_cfg.get(key) or []
+        for i, head in enumerate(heads if isinstance(heads, (list, tuple)) else [heads]):
+            where = f'model.{key}' + (f'[{i}]' if isinstance(heads, (list, tuple)) else '')
+            if head.get('num_classes', n) != n:
+                raise SegnbError(f'{where}.num_classes={head["num_classes"]} but the dataset {type(dataset).__name__} '
+                                 f'has {n} classes ({", ".join(dataset.CLASSES)})')
+
+# %% ../nbs/10_train.ipynb #3d364d92
 def select_device(requested='auto'):
     "The `torch.device` to train on for a `--device` value: this process's GPU when CUDA is used, else the CPU."
     kind = resolve_device(requested)
     return torch.device('cuda', torch.cuda.current_device()) if kind == 'cuda' else torch.device('cpu')
 
-# %% ../nbs/10_train.ipynb #9e8e518f
+# %% ../nbs/10_train.ipynb #d1916aa4
 def amp_mode(cfg, device):
     "The AMP dtype name for the run (`'fp16'`, `'bf16'` or `None`), from `cfg.amp` (the CLI) or mmseg's `cfg.fp16`."
     amp = cfg.get('amp', None)
@@ -81,14 +93,14 @@ def amp_mode(cfg, device):
         raise SegnbError('fp16 mixed precision needs a CUDA device; use --amp (bf16 on the CPU) instead')
     return amp
 
-# %% ../nbs/10_train.ipynb #144559b2
+# %% ../nbs/10_train.ipynb #e9ed85bf
 def cpu_threads(workers, environ=None, cores=None):
     "Threads for the training process on the CPU: `OMP_NUM_THREADS` if set, else the cores the workers leave free."
     environ = os.environ if environ is None else environ
     if environ.get('OMP_NUM_THREADS'): return int(environ['OMP_NUM_THREADS'])
     return max(1, (cores or os.cpu_count() or 1) - workers)
 
-# %% ../nbs/10_train.ipynb #a1ec6c3a
+# %% ../nbs/10_train.ipynb #835f51be
 def train_segmentor(model, datasets, cfg, distributed=False, validate=True, timestamp=None, meta=None, device=None):
     "mmseg's `train_segmentor`: dataloaders, device, DDP, optimizer, runner, hooks, resume, run."
     logger = get_root_logger(log_level=cfg.get('log_level', 'INFO'))
@@ -130,7 +142,7 @@ def train_segmentor(model, datasets, cfg, distributed=False, validate=True, time
     runner.run(data_loaders, cfg.workflow)
     return runner
 
-# %% ../nbs/10_train.ipynb #0ea3c68f
+# %% ../nbs/10_train.ipynb #febea02e
 @report_errors
 def main(argv=None):
     "Train a segmentor from a config file (mmseg 0.30's tools/train.py); returns the runner."
@@ -145,7 +157,7 @@ def main(argv=None):
     if runner.stop_signal is not None: sys.exit(128 + int(runner.stop_signal))
     return runner
 
-# %% ../nbs/10_train.ipynb #91ec921f
+# %% ../nbs/10_train.ipynb #eb9ed5b6
 def _train(args, cfg, config_path, distributed):
     "The part of `main` that runs once the process group (if any) is up."
     rank, world_size = get_dist_info()
@@ -169,6 +181,7 @@ def _train(args, cfg, config_path, distributed):
     model = build_segmentor(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
     model.init_weights()
     datasets = [build_dataset(cfg.data.train)]
+    check_num_classes(cfg.model, datasets[0])
     if len(cfg.workflow) == 2:
         val_cfg = cfg.data.val.copy()
         val_cfg.pipeline = cfg.data.train.pipeline
@@ -179,6 +192,6 @@ def _train(args, cfg, config_path, distributed):
     return train_segmentor(model, datasets, cfg, distributed=distributed, validate=not args.no_validate,
                            timestamp=timestamp, meta=meta, device=device)
 
-# %% ../nbs/10_train.ipynb #ff066231
+# %% ../nbs/10_train.ipynb #03fe8a05
 if __name__ == '__main__' and 'get_ipython' not in globals():
     main()

@@ -25,6 +25,7 @@ def test_random_items_parse_or_fail_in_one_line(items):
     else:
         msg = out.split(': error: ', 1)[1]
         assert msg.endswith('\n') and '\n' not in msg[:-1], out
+        assert msg.startswith('argument --cfg-options') and any(repr(i) in msg for i in items), out  # names the item
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40).filter(lambda s: not s.startswith('-')))

@@ -100,7 +100,7 @@ def test_fromfile_raises_only_config_errors(text, ext):
     target = fresh(ext)
     target.write_text(text)
     try: Config.fromfile(target)
-    except ConfigError as e: assert '\n' not in str(e)
+    except ConfigError as e: assert '\n' not in str(e) and target.name in str(e), str(e)   # one line naming the file
 
 segments = st.sampled_from(['model', 'backbone', 'decode_head', 'data', 'train', 'pipeline', 'optimizer', 'lr',
                             'workflow', 'crop_size', 'keys', 'out_indices', 'test', 'transforms',
