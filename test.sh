@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check segnb has, in the order a failure is cheapest to find:
 # the library is what the notebooks export, the notebooks are clean, README.md is current,
-# every notebook runs top to bottom, the pytest suite passes, and every notebook renders to HTML.
+# every notebook runs top to bottom, every notebook renders to HTML, and the pytest suite passes
+# (tests/test_docs.py opens a rendered page in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,6 +33,12 @@ time (ls nbs/*.ipynb | xargs -P 2 -I{} sh -c 'log="$1/$(basename {}).err"; start
   if nbdev_test --path {} >/dev/null 2>"$log"; then echo "ok   {} ($(( $(date +%s) - start ))s)";
   else echo "FAIL {}"; cat "$log"; exit 1; fi' _ "$errs")
 rm -rf "$errs"
+
+echo "== docs: every notebook renders to HTML (nbconvert stands in for quarto); 06_optim executed, for its pictures"
+rm -rf _docs/html && mkdir -p _docs/html
+ls nbs/*.ipynb | grep -v '/06_optim.ipynb$' | xargs jupyter nbconvert --to html --log-level WARN --output-dir _docs/html
+(cd nbs && SEGNB_WIDGETS=0 jupyter nbconvert --to html --execute --log-level WARN --output-dir ../_docs/html 06_optim.ipynb)
+test "$(ls _docs/html/*.html | wc -l)" -eq "$(ls nbs/*.ipynb | wc -l)"
 
 echo "== pytest"
 python -m pytest -q tests

@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['logger', 'LAUNCHERS', 'DEFAULT_PORT', 'get_dist_info', 'is_main_process', 'master_only', 'all_reduce_sum', 'barrier',
            'expand_nodelist', 'slurm_master_addr', 'launcher_env', 'pick_backend', 'as_timedelta', 'set_cuda_device',
-           'init_dist', 'destroy_dist', 'comm_device', 'all_reduce_mean_dict', 'broadcast_object', 'all_gather_object',
-           'any_across_ranks', 'sync_random_seed', 'SegDistributedDataParallel', 'wrap_model', 'unwrap_model',
-           'revert_sync_batchnorm', 'convert_sync_bn', 'launch_local', 'segnb_git_hash', 'collect_env', 'format_env']
+           'attempt_store', 'init_dist', 'destroy_dist', 'comm_device', 'all_reduce_mean_dict', 'broadcast_object',
+           'all_gather_object', 'any_across_ranks', 'sync_random_seed', 'SegDistributedDataParallel', 'wrap_model',
+           'unwrap_model', 'revert_sync_batchnorm', 'convert_sync_bn', 'launch_local', 'segnb_git_hash', 'collect_env',
+           'format_env']
 
-# %% ../nbs/09_dist.ipynb #b671ed19
+# %% ../nbs/09_dist.ipynb #94a22803
 import datetime, functools, logging, os, re, shutil, socket, subprocess, sys, tempfile, zlib
 import numpy as np
 import torch
@@ -20,18 +21,18 @@ from .cli import SegnbError
 
 logger = logging.getLogger('segnb')
 
-# %% ../nbs/09_dist.ipynb #667a6777
+# %% ../nbs/09_dist.ipynb #57919891
 def get_dist_info():
     "Return `(rank, world_size)`; `(0, 1)` when no process group is running."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
-# %% ../nbs/09_dist.ipynb #d3281b69
+# %% ../nbs/09_dist.ipynb #e70f3b29
 def is_main_process():
     "True on rank 0 (and when not distributed)."
     return get_dist_info()[0] == 0
 
-# %% ../nbs/09_dist.ipynb #384f41e4
+# %% ../nbs/09_dist.ipynb #4622ab1a
 def master_only(fn):
     "Decorator: run `fn` on rank 0 only; other ranks get `None`."
     @functools.wraps(fn)
@@ -39,18 +40,18 @@ def master_only(fn):
         if is_main_process(): return fn(*args, **kwargs)
     return wrapper
 
-# %% ../nbs/09_dist.ipynb #def77e5d
+# %% ../nbs/09_dist.ipynb #be0f577e
 def all_reduce_sum(tensor):
     "Sum `tensor` in place over all processes (nothing to do when not distributed); returns it."
     if get_dist_info()[1] > 1: dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
-# %% ../nbs/09_dist.ipynb #6dadbaec
+# %% ../nbs/09_dist.ipynb #871927d7
 def barrier():
     "Wait for every process (nothing to do when not distributed)."
     if get_dist_info()[1] > 1: dist.barrier()
 
-# %% ../nbs/09_dist.ipynb #71fe4c01
+# %% ../nbs/09_dist.ipynb #3b8fa3d1
 def _split_top_level(nodelist):
     "Split a node list at the commas that are not inside brackets."
     parts, depth, current = [], 0, ''
@@ -62,7 +63,7 @@ def _split_top_level(nodelist):
     if depth or not all(parts + [current]): raise ValueError(f'malformed node list {nodelist!r}')
     return parts + [current]
 
-# %% ../nbs/09_dist.ipynb #a93dbd92
+# %% ../nbs/09_dist.ipynb #61979035
 def _expand_numbers(spec):
     "Expand `01-03,07` into `['01', '02', '03', '07']`, keeping the zero padding."
     numbers = []
@@ -73,7 +74,7 @@ def _expand_numbers(spec):
         numbers += [str(i).zfill(len(lo)) for i in range(int(lo), int(hi if dash else lo) + 1)]
     return numbers
 
-# %% ../nbs/09_dist.ipynb #55f4f647
+# %% ../nbs/09_dist.ipynb #9522d290
 def _expand_host(pattern):
     "Expand one host pattern such as `rack[1-2]-n[01-02]` into host names."
     m = re.fullmatch(r'([^\[\]]*)\[([^\[\]]*)\](.*)', pattern)
@@ -83,12 +84,12 @@ def _expand_host(pattern):
     prefix, spec, rest = m.groups()
     return [prefix + n + tail for n in _expand_numbers(spec) for tail in _expand_host(rest)]
 
-# %% ../nbs/09_dist.ipynb #cdccd5bb
+# %% ../nbs/09_dist.ipynb #4b246178
 def expand_nodelist(nodelist):
     "Expand a Slurm node list such as `node[01-03,07],gpu5` into its host names, in order."
     return [host for pattern in _split_top_level(nodelist.strip()) for host in _expand_host(pattern)]
 
-# %% ../nbs/09_dist.ipynb #b34e532e
+# %% ../nbs/09_dist.ipynb #52a90a04
 def slurm_master_addr(nodelist):
     "The first host of a Slurm node list, parsed here, or asked of `scontrol` for a syntax the parser does not know."
     try: return expand_nodelist(nodelist)[0]
@@ -100,11 +101,11 @@ def slurm_master_addr(nodelist):
     if out.returncode or not hosts: raise SegnbError(f'SLURM_NODELIST={nodelist!r}: scontrol cannot expand it; set MASTER_ADDR')
     return hosts[0]
 
-# %% ../nbs/09_dist.ipynb #7fb61158
+# %% ../nbs/09_dist.ipynb #02c8a493
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 DEFAULT_PORT = 29500
 
-# %% ../nbs/09_dist.ipynb #df89b163
+# %% ../nbs/09_dist.ipynb #48231289
 def _env_str(environ, key, launcher, default=None):
     "`environ[key]`, or `default`; a `SegnbError` naming the variable when it is missing and there is no default."
     if key in environ: return environ[key]
@@ -112,21 +113,21 @@ def _env_str(environ, key, launcher, default=None):
     starter = dict(pytorch='torchrun', slurm='srun', mpi='mpirun')[launcher]
     raise SegnbError(f'launcher {launcher!r}: environment variable {key} is not set (start the script with {starter})')
 
-# %% ../nbs/09_dist.ipynb #4997df41
+# %% ../nbs/09_dist.ipynb #c137c95a
 def _env_int(environ, key, launcher, default=None):
     "`environ[key]` as an int (or `default`); a `SegnbError` naming the variable when it is missing or not a number."
     value = _env_str(environ, key, launcher, None if default is None else str(default))
     try: return int(value)
     except ValueError: raise SegnbError(f'launcher {launcher!r}: {key}={value!r} is not an integer') from None
 
-# %% ../nbs/09_dist.ipynb #3dd4e586
+# %% ../nbs/09_dist.ipynb #8ae0798a
 def _pytorch_env(environ, port=None):
     "What torchrun exports."
     get = lambda k: _env_int(environ, k, 'pytorch')
     return dict(rank=get('RANK'), world_size=get('WORLD_SIZE'), local_rank=get('LOCAL_RANK'),
                 master_addr=_env_str(environ, 'MASTER_ADDR', 'pytorch'), master_port=get('MASTER_PORT'))
 
-# %% ../nbs/09_dist.ipynb #5ee3b9b8
+# %% ../nbs/09_dist.ipynb #a4f61804
 def _slurm_env(environ, port=None):
     "What srun exports; the master is the first node of `SLURM_NODELIST` unless `MASTER_ADDR` is set."
     get = lambda k: _env_int(environ, k, 'slurm')
@@ -137,7 +138,7 @@ def _slurm_env(environ, port=None):
                 master_addr=environ.get('MASTER_ADDR') or slurm_master_addr(nodelist),
                 master_port=port or _env_int(environ, 'MASTER_PORT', 'slurm', DEFAULT_PORT))
 
-# %% ../nbs/09_dist.ipynb #dd3db779
+# %% ../nbs/09_dist.ipynb #5a8554f5
 def _mpi_env(environ, port=None):
     "What Open MPI's mpirun exports; `MASTER_ADDR` is needed unless all processes run on one node."
     get = lambda k: _env_int(environ, k, 'mpi')
@@ -147,7 +148,7 @@ def _mpi_env(environ, port=None):
                 master_addr=_env_str(environ, 'MASTER_ADDR', 'mpi', '127.0.0.1' if one_node else None),
                 master_port=port or _env_int(environ, 'MASTER_PORT', 'mpi', DEFAULT_PORT))
 
-# %% ../nbs/09_dist.ipynb #3dd280e4
+# %% ../nbs/09_dist.ipynb #94fe7b39
 def launcher_env(launcher, environ=None, port=None):
     "Read `dict(rank, world_size, local_rank, master_addr, master_port)` for `launcher` from `environ` (default `os.environ`)."
     environ = os.environ if environ is None else environ
@@ -158,10 +159,10 @@ def launcher_env(launcher, environ=None, port=None):
         raise SegnbError(f"launcher {launcher!r}: rank {env['rank']} is outside world size {env['world_size']}")
     return env
 
-# %% ../nbs/09_dist.ipynb #abef193f
+# %% ../nbs/09_dist.ipynb #5db9a736
 from .cli import detect_launcher
 
-# %% ../nbs/09_dist.ipynb #793731cd
+# %% ../nbs/09_dist.ipynb #31643abb
 def pick_backend(backend=None, warn=True):
     "The process-group backend: nccl when CUDA is available, else gloo; a requested nccl becomes gloo without CUDA."
     cuda = torch.cuda.is_available()
@@ -171,7 +172,7 @@ def pick_backend(backend=None, warn=True):
         return 'gloo'
     return backend
 
-# %% ../nbs/09_dist.ipynb #835b3b7a
+# %% ../nbs/09_dist.ipynb #6105f671
 def as_timedelta(timeout=None):
     "A collective timeout as a `timedelta`: given as one, or as seconds; 30 minutes when `None`."
     if timeout is None: return datetime.timedelta(minutes=30)
@@ -179,7 +180,7 @@ def as_timedelta(timeout=None):
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0: return datetime.timedelta(seconds=timeout)
     raise SegnbError(f'dist_params.timeout={timeout!r}: expected a number of seconds > 0')
 
-# %% ../nbs/09_dist.ipynb #70af1c86
+# %% ../nbs/09_dist.ipynb #3e4616c7
 def set_cuda_device(local_rank):
     "Pin this process to GPU `local_rank`, with a clear error when there are fewer GPUs than local processes."
     count = torch.cuda.device_count()
@@ -188,12 +189,23 @@ def set_cuda_device(local_rank):
     torch.cuda.set_device(local_rank)
     return torch.device('cuda', local_rank)
 
-# %% ../nbs/09_dist.ipynb #25691d88
+# %% ../nbs/09_dist.ipynb #0bb1e089
 def _export_env(env):
     "Write a launch description as torchrun's environment variables (as mmcv's launchers do)."
     for key in ('rank', 'world_size', 'local_rank', 'master_addr', 'master_port'): os.environ[key.upper()] = str(env[key])
 
-# %% ../nbs/09_dist.ipynb #3cd3943a
+# %% ../nbs/09_dist.ipynb #8ad3d43d
+def attempt_store(env, timeout, environ=None):
+    "A TCP store whose keys are private to this restart attempt (`None` on a first attempt: use `env://`)."
+    environ = os.environ if environ is None else environ
+    attempt = environ.get('TORCHELASTIC_RESTART_COUNT')
+    if attempt in (None, '', '0'): return None
+    agent_store = environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True'
+    store = dist.TCPStore(env['master_addr'], env['master_port'], env['world_size'],
+                          is_master=not agent_store and env['rank'] == 0, timeout=timeout, multi_tenant=True)
+    return dist.PrefixStore(f'segnb/attempt_{attempt}', store)
+
+# %% ../nbs/09_dist.ipynb #3c608b43
 def init_dist(launcher, backend=None, timeout=None, port=None, **kwargs):
     "Join the process group that `launcher`'s environment describes; returns the `launcher_env` dict."
     env = launcher_env(launcher, os.environ, port=port)
@@ -203,30 +215,33 @@ def init_dist(launcher, backend=None, timeout=None, port=None, **kwargs):
         device = set_cuda_device(env['local_rank'])   # nccl needs a GPU per process; gloo takes one when there is one
         if backend == 'nccl': kwargs.setdefault('device_id', device)
     _export_env(env)
-    dist.init_process_group(backend=backend, init_method='env://', rank=env['rank'], world_size=env['world_size'],
-                            timeout=as_timedelta(timeout), **kwargs)
+    timeout = as_timedelta(timeout)
+    store = attempt_store(env, timeout)
+    init = dict(init_method='env://') if store is None else dict(store=store)
+    dist.init_process_group(backend=backend, rank=env['rank'], world_size=env['world_size'], timeout=timeout,
+                            **init, **kwargs)
     logger.info('process group: rank %d of %d, backend %s', env['rank'], env['world_size'], backend)
     return env
 
-# %% ../nbs/09_dist.ipynb #2ac3e793
+# %% ../nbs/09_dist.ipynb #5dea17a9
 def destroy_dist():
     "Leave the process group (at the end of training), so that the process exits cleanly; nothing to do when not in one."
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/09_dist.ipynb #f4ea202f
+# %% ../nbs/09_dist.ipynb #ae682a11
 def comm_device():
     "The device collectives use: this process's GPU with nccl, the CPU otherwise."
     if dist.is_initialized() and dist.get_backend() == 'nccl': return torch.device('cuda', torch.cuda.current_device())
     return torch.device('cpu')
 
-# %% ../nbs/09_dist.ipynb #a2c24f44
+# %% ../nbs/09_dist.ipynb #d8bf119f
 def _same_on_all_ranks(number):
     "True on every rank when the integer `number` (below 2**53) is the same on all ranks."
     both = torch.tensor([number, -number], dtype=torch.float64, device=comm_device())
     dist.all_reduce(both, op=dist.ReduceOp.MAX)
     return both[0].item() == -both[1].item()
 
-# %% ../nbs/09_dist.ipynb #8be5699e
+# %% ../nbs/09_dist.ipynb #2a76312f
 def all_reduce_mean_dict(values):
     "Average a dict of numbers or 0-dim tensors over all ranks (one stacked all-reduce); returns a dict of floats."
     keys, world_size = sorted(values), get_dist_info()[1]
@@ -238,7 +253,7 @@ def all_reduce_mean_dict(values):
     means = dict(zip(keys, (all_reduce_sum(stacked) / world_size).tolist()))
     return {k: means[k] for k in values}
 
-# %% ../nbs/09_dist.ipynb #ea63dc21
+# %% ../nbs/09_dist.ipynb #77695c37
 def broadcast_object(obj, src=0):
     "Return rank `src`'s `obj` on every rank (any picklable object)."
     if get_dist_info()[1] == 1: return obj
@@ -246,7 +261,7 @@ def broadcast_object(obj, src=0):
     dist.broadcast_object_list(box, src=src, device=comm_device())
     return box[0]
 
-# %% ../nbs/09_dist.ipynb #a0a80262
+# %% ../nbs/09_dist.ipynb #5cc0863f
 def all_gather_object(obj):
     "Return the list of every rank's `obj`, in rank order."
     world_size = get_dist_info()[1]
@@ -255,13 +270,13 @@ def all_gather_object(obj):
     dist.all_gather_object(out, obj)
     return out
 
-# %% ../nbs/09_dist.ipynb #346574f1
+# %% ../nbs/09_dist.ipynb #b1d9ca20
 def any_across_ranks(flag):
     "True on every rank when `flag` is true on at least one rank (to stop all ranks together)."
     if get_dist_info()[1] == 1: return bool(flag)
     return bool(all_reduce_sum(torch.tensor(int(bool(flag)), device=comm_device())).item())
 
-# %% ../nbs/09_dist.ipynb #1540bca1
+# %% ../nbs/09_dist.ipynb #d100d307
 def sync_random_seed(seed=None):
     "A seed shared by every rank: `seed`, or one drawn by rank 0, broadcast to all (as mmseg 0.30)."
     if seed is None: seed = int(np.random.randint(2**31))
@@ -271,7 +286,7 @@ def sync_random_seed(seed=None):
     dist.broadcast(shared, src=0)
     return int(shared.item())
 
-# %% ../nbs/09_dist.ipynb #c1f8a65e
+# %% ../nbs/09_dist.ipynb #a6c96576
 class SegDistributedDataParallel(nn.parallel.DistributedDataParallel):
     "DDP with mmseg's `train_step` / `val_step`: forward through DDP, then the wrapped model's `_parse_losses`."
     def _step(self, data_batch):
@@ -286,7 +301,7 @@ class SegDistributedDataParallel(nn.parallel.DistributedDataParallel):
         "The losses of one validation batch, through DDP's forward."
         return self._step(data_batch)
 
-# %% ../nbs/09_dist.ipynb #66b7763c
+# %% ../nbs/09_dist.ipynb #04082cdd
 def wrap_model(model, device, distributed, find_unused_parameters=False, broadcast_buffers=False):
     "Move `model` to `device`; wrap it in `SegDistributedDataParallel` when `distributed`."
     device = torch.device(device)
@@ -296,17 +311,17 @@ def wrap_model(model, device, distributed, find_unused_parameters=False, broadca
     return SegDistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused_parameters,
                                       forward_sync_buffers=broadcast_buffers)
 
-# %% ../nbs/09_dist.ipynb #a94d9ddc
+# %% ../nbs/09_dist.ipynb #cb5a2a0b
 def unwrap_model(model):
     "The model inside a DDP / DataParallel wrapper (what checkpoints save), or `model` itself."
     return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
 
-# %% ../nbs/09_dist.ipynb #b1e80111
+# %% ../nbs/09_dist.ipynb #9d9691aa
 class _BatchNormXd(nn.modules.batchnorm._BatchNorm):
     "BatchNorm for inputs of any dimension (what a SyncBN layer becomes on CPU)."
     def _check_input_dim(self, input): pass
 
-# %% ../nbs/09_dist.ipynb #769b7ada
+# %% ../nbs/09_dist.ipynb #4cad91e5
 def revert_sync_batchnorm(module):
     "Replace every `SyncBatchNorm` in `module` by a plain BatchNorm with the same parameters and statistics."
     if isinstance(module, nn.SyncBatchNorm):
@@ -317,7 +332,7 @@ def revert_sync_batchnorm(module):
     for name, child in module.named_children(): setattr(module, name, revert_sync_batchnorm(child))
     return module
 
-# %% ../nbs/09_dist.ipynb #198f93e5
+# %% ../nbs/09_dist.ipynb #38e4de79
 def convert_sync_bn(model, device, distributed=None):
     "SyncBN on CUDA under DDP; plain BatchNorm on CPU (SyncBN needs CUDA), warning once when distributed."
     distributed = dist.is_initialized() if distributed is None else distributed
@@ -328,14 +343,14 @@ def convert_sync_bn(model, device, distributed=None):
         logger.warning('SyncBN needs CUDA: on %s each process normalises with the statistics of its own batch', device)
     return model
 
-# %% ../nbs/09_dist.ipynb #58b53b6b
+# %% ../nbs/09_dist.ipynb #9d0953c7
 def _free_port():
     "A TCP port that is free on this machine right now."
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
 
-# %% ../nbs/09_dist.ipynb #2a1624e0
+# %% ../nbs/09_dist.ipynb #9dc0a07f
 def _local_worker(local_rank, fn, args, nprocs, port, out_dir):
     "One process of `launch_local`: torchrun's environment, `init_dist`, `fn`, result saved for the parent."
     os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(nprocs),
@@ -346,7 +361,7 @@ def _local_worker(local_rank, fn, args, nprocs, port, out_dir):
     finally: destroy_dist()
     torch.save(result, os.path.join(out_dir, f'{local_rank}.pt'))
 
-# %% ../nbs/09_dist.ipynb #9d2bed10
+# %% ../nbs/09_dist.ipynb #ecf317a1
 def launch_local(fn, nprocs=2, args=(), start_method='spawn'):
     "Run `fn(*args)` in `nprocs` local CPU processes joined with gloo (a tiny torchrun); returns each rank's result."
     with tempfile.TemporaryDirectory() as out_dir:
@@ -354,7 +369,7 @@ def launch_local(fn, nprocs=2, args=(), start_method='spawn'):
                            start_method=start_method)
         return [torch.load(os.path.join(out_dir, f'{r}.pt'), weights_only=False) for r in range(nprocs)]
 
-# %% ../nbs/09_dist.ipynb #88c77b50
+# %% ../nbs/09_dist.ipynb #bd5892e6
 def _run_text(cmd, cwd=None):
     "First line of `cmd`'s output, or `None` when it cannot run."
     try: out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=cwd)
@@ -362,7 +377,7 @@ def _run_text(cmd, cwd=None):
     lines = out.stdout.strip().splitlines()
     return lines[0] if out.returncode == 0 and lines else None
 
-# %% ../nbs/09_dist.ipynb #74a74725
+# %% ../nbs/09_dist.ipynb #996ab570
 def segnb_git_hash():
     "The short git commit of the segnb checkout in use, or `None` (an installed wheel)."
     import segnb
@@ -370,7 +385,7 @@ def segnb_git_hash():
     if not os.path.exists(os.path.join(root, '.git')): return None
     return _run_text(['git', 'rev-parse', '--short=7', 'HEAD'], cwd=root)
 
-# %% ../nbs/09_dist.ipynb #acafe926
+# %% ../nbs/09_dist.ipynb #4c850d43
 def collect_env():
     "Versions and devices to log at the start of a run: a dict of strings and booleans."
     import torchvision, segnb
@@ -385,7 +400,7 @@ def collect_env():
     info['segnb'] = segnb.__version__ + (f'+{git}' if git else '')
     return info
 
-# %% ../nbs/09_dist.ipynb #f584d4f7
+# %% ../nbs/09_dist.ipynb #8f6892fe
 def format_env(info):
     "`collect_env()` as `key: value` lines, for the log."
     return '\n'.join(f'{k}: {v}' for k, v in info.items())

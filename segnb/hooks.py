@@ -12,7 +12,7 @@ __all__ = ['STAGES', 'PolyLrUpdaterHook', 'StepLrUpdaterHook', 'CosineAnnealingL
            'multi_gpu_test', 'infer_rule', 'EvalHook', 'DistEvalHook', 'data_sampler', 'DistSamplerSeedHook',
            'EmptyCacheHook', 'ProgressBarHook', 'EMAHook']
 
-# %% ../nbs/07_hooks.ipynb #a27ce9c9
+# %% ../nbs/07_hooks.ipynb #5c88cdc2
 import contextlib, datetime, enum, json, logging, math, os, os.path as osp, random, re, sys, time
 from collections import OrderedDict
 import numpy as np
@@ -23,7 +23,7 @@ from .registry import HOOKS, build_from_cfg
 from .dist import get_dist_info, all_reduce_sum, any_across_ranks, all_gather_object, comm_device, unwrap_model
 from .optim import LR_POLICIES, LrSchedule, build_lr_policy, policy_class_name, warmup_lr
 
-# %% ../nbs/07_hooks.ipynb #4aaeb7ed
+# %% ../nbs/07_hooks.ipynb #1f5b9c4a
 class Priority(enum.Enum):
     "Hook priority levels: a smaller value runs first."
     HIGHEST = 0
@@ -45,7 +45,7 @@ def get_priority(priority):
     if isinstance(priority, str) and priority.upper() in Priority.__members__: return Priority[priority.upper()].value
     raise SegnbError(f'unknown hook priority {priority!r}; use an int in 0..100 or one of {", ".join(Priority.__members__)}')
 
-# %% ../nbs/07_hooks.ipynb #94924313
+# %% ../nbs/07_hooks.ipynb #134fd40f
 class Hook:
     "Base class: one no-op method per Runner stage; mode-specific stages default to the generic ones."
     priority = Priority.NORMAL.value
@@ -85,7 +85,7 @@ class Hook:
     @staticmethod
     def is_last_iter(runner): return runner.iter + 1 == runner.max_iters
 
-# %% ../nbs/07_hooks.ipynb #0a5ea4e3
+# %% ../nbs/07_hooks.ipynb #dfde9378
 STAGES = ('before_run', 'before_train_epoch', 'before_train_iter', 'after_train_iter', 'after_train_epoch',
           'before_val_epoch', 'before_val_iter', 'after_val_iter', 'after_val_epoch', 'after_run')
 
@@ -93,7 +93,7 @@ def build_hook(cfg, default_args=None):
     "Build a hook from a config dict (`type` a name in `HOOKS`)."
     return build_from_cfg(cfg, HOOKS, default_args)
 
-# %% ../nbs/07_hooks.ipynb #6a9f6ab0
+# %% ../nbs/07_hooks.ipynb #3fbd2d20
 def to_device(batch, device):
     "Move every tensor in a nested dict/list/tuple to `device` (non-blocking); other values are kept."
     if isinstance(batch, torch.Tensor): return batch.to(device, non_blocking=True)
@@ -115,7 +115,7 @@ def rng_preserved():
         try: yield
         finally: random.setstate(py); np.random.set_state(npy)
 
-# %% ../nbs/07_hooks.ipynb #2f00f5e3
+# %% ../nbs/07_hooks.ipynb #919b20ee
 class LogBuffer:
     "Per-iteration values (detached tensors or floats) with sample counts; averaged only at log time."
     def __init__(self):
@@ -154,7 +154,7 @@ class LogBuffer:
     def clear_output(self):
         self.output, self.ready, self.mode = OrderedDict(), False, 'train'
 
-# %% ../nbs/07_hooks.ipynb #3479bf18
+# %% ../nbs/07_hooks.ipynb #dec38b44
 class NonFiniteLossError(SegnbError):
     "The loss became NaN or infinite."
 
@@ -174,7 +174,7 @@ def anomalous_parameters(loss, model):
         stack.extend(f for f, _ in fn.next_functions)
     return [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in in_graph]
 
-# %% ../nbs/07_hooks.ipynb #c53016cc
+# %% ../nbs/07_hooks.ipynb #c99ba566
 @HOOKS.register_module()
 class OptimizerHook(Hook):
     "zero_grad, backward, optional gradient clipping, step; a GradScaler when the runner's `amp` is 'fp16'."
@@ -242,7 +242,7 @@ class OptimizerHook(Hook):
     def load_state_dict(self, state):
         self._scaler_state, self.skipped = state.get('scaler') or None, state.get('skipped', 0)
 
-# %% ../nbs/07_hooks.ipynb #d0730319
+# %% ../nbs/07_hooks.ipynb #ed1b4ede
 @HOOKS.register_module()
 class Fp16OptimizerHook(OptimizerHook):
     "mmseg's `fp16=dict(loss_scale=...)`: an OptimizerHook that switches the runner to fp16 autocast."
@@ -277,9 +277,11 @@ class GradientCumulativeOptimizerHook(OptimizerHook):
         self.backward_and_step(runner, runner.outputs['loss'] / factor, step=step)
         if step: runner.optimizer.zero_grad()
 
-# %% ../nbs/07_hooks.ipynb #1d08fbfb
+# %% ../nbs/07_hooks.ipynb #32116172
 def lr_hook_type(policy):
     "mmcv's rule: a lower-case policy name is title-cased; then 'LrUpdaterHook' is appended."
+    if not isinstance(policy, str) or policy_class_name(policy) not in LR_POLICIES:
+        raise SegnbError(f'lr_config.policy={policy!r} is not an LR policy (known: {", ".join(LR_POLICIES.module_dict)})')
     return policy_class_name(policy) + 'LrUpdaterHook'
 
 class LrUpdaterHook(Hook):
@@ -323,7 +325,7 @@ class LrUpdaterHook(Hook):
         elif self.warmup is not None and cur <= self.warmup_iters:
             self.set_lr(runner, self.regular_lr if cur == self.warmup_iters else self.get_warmup_lr(cur))
 
-# %% ../nbs/07_hooks.ipynb #af5a61c9
+# %% ../nbs/07_hooks.ipynb #020c8226
 def lr_updater_hook(policy_name):
     "The registered `<policy>LrUpdaterHook` class for a policy of `segnb.optim.LR_POLICIES`."
     name = policy_name + 'LrUpdaterHook'
@@ -338,7 +340,7 @@ CosineAnnealingLrUpdaterHook = lr_updater_hook('CosineAnnealing')
 FixedLrUpdaterHook = lr_updater_hook('Fixed')
 for _policy in LR_POLICIES.module_dict: lr_updater_hook(_policy)
 
-# %% ../nbs/07_hooks.ipynb #8e243e7a
+# %% ../nbs/07_hooks.ipynb #44525f8d
 def checkpoint_number(filename, tmpl):
     "N when `filename` matches `tmpl` (e.g. 'iter_{}.pth'), else None."
     m = re.fullmatch(re.escape(tmpl).replace(r'\{\}', r'(\d+)'), filename)
@@ -390,7 +392,7 @@ class CheckpointHook(Hook):
             path = osp.join(self.out_dir, f)
             if osp.realpath(path) not in spared: os.remove(path)
 
-# %% ../nbs/07_hooks.ipynb #311f275c
+# %% ../nbs/07_hooks.ipynb #c1e6615c
 @HOOKS.register_module()
 class IterTimerHook(Hook):
     "Log `data_time` and `time` per iteration (host clock, no device sync)."
@@ -400,7 +402,7 @@ class IterTimerHook(Hook):
         runner.log_buffer.update({'time': time.perf_counter() - self.t})
         self.t = time.perf_counter()
 
-# %% ../nbs/07_hooks.ipynb #9cdb0b87
+# %% ../nbs/07_hooks.ipynb #66bfd6cc
 class LoggerHook(Hook):
     "Average the log buffer every `interval` iterations and hand the result to `log` (subclasses)."
     def __init__(self, interval=10, ignore_last=True, reset_flag=False, by_epoch=True):
@@ -439,7 +441,7 @@ class LoggerHook(Hook):
     def get_iter(self, runner, inner_iter=False):
         return runner.inner_iter + 1 if self.by_epoch and inner_iter else runner.iter + 1
 
-# %% ../nbs/07_hooks.ipynb #ed670186
+# %% ../nbs/07_hooks.ipynb #b0579498
 def round_floats(x, ndigits=5):
     "Round floats (also inside lists/dicts) for the JSON log, as mmcv does."
     if isinstance(x, float): return round(x, ndigits)
@@ -500,7 +502,7 @@ class TextLoggerHook(LoggerHook):
         runner.logger.info(self.text_line(rec, runner))
         self.dump(rec, runner)
 
-# %% ../nbs/07_hooks.ipynb #a95692b6
+# %% ../nbs/07_hooks.ipynb #1ee75ac5
 @HOOKS.register_module()
 class TensorboardLoggerHook(LoggerHook):
     "Write the averaged values to TensorBoard (needs the `tensorboard` package)."
@@ -524,7 +526,7 @@ class TensorboardLoggerHook(LoggerHook):
     def after_run(self, runner):
         if self.writer is not None: self.writer.close()
 
-# %% ../nbs/07_hooks.ipynb #7e5ab256
+# %% ../nbs/07_hooks.ipynb #8fee20dc
 def _progress_bar(total):
     from tqdm.auto import tqdm
     return tqdm(total=total, disable=get_dist_info()[0] != 0 or not sys.stderr.isatty(), leave=False)
@@ -564,7 +566,7 @@ def multi_gpu_test(model, data_loader, pre_eval=True):
     parts = all_gather_object(list(zip(indices, results)))
     return [r for _, r in sorted((p for part in parts for p in part), key=lambda p: p[0])]
 
-# %% ../nbs/07_hooks.ipynb #6c738afc
+# %% ../nbs/07_hooks.ipynb #53c24169
 GREATER_KEYS = ['acc', 'top', 'AR@', 'auc', 'precision', 'mAP', 'mDice', 'mIoU', 'mAcc', 'aAcc', 'mFscore']
 LESS_KEYS = ['loss']
 
@@ -643,7 +645,7 @@ class EvalHook(Hook):
 
     def after_run(self, runner): self.delete_stale_best(runner)
 
-# %% ../nbs/07_hooks.ipynb #8eb5106f
+# %% ../nbs/07_hooks.ipynb #4bd54fab
 @HOOKS.register_module()
 class DistEvalHook(EvalHook):
     "EvalHook for several processes: each tests its share, the areas are summed over processes (pre_eval only)."
@@ -659,7 +661,7 @@ class DistEvalHook(EvalHook):
                     dist.broadcast(m.running_var, 0); dist.broadcast(m.running_mean, 0)
         return multi_gpu_test(runner.model, self.dataloader, pre_eval=True)
 
-# %% ../nbs/07_hooks.ipynb #986bd4a7
+# %% ../nbs/07_hooks.ipynb #394ba0a5
 def data_sampler(data_loader):
     "The sampler that decides the order: `batch_sampler.sampler` when there is one, else `sampler`."
     bs = getattr(data_loader, 'batch_sampler', None)
@@ -701,7 +703,7 @@ class ProgressBarHook(Hook):
         if out is not self._shown and 'loss' in out: self.bar.set_postfix(loss=f'{out["loss"]:.4f}'); self._shown = out
     def after_run(self, runner): self.bar.close()
 
-# %% ../nbs/07_hooks.ipynb #b1f95283
+# %% ../nbs/07_hooks.ipynb #4397d910
 @HOOKS.register_module()
 class EMAHook(Hook):
     "mmcv's EMAHook: `ema = (1 - m) * ema + m * param` every `interval` iterations, warm-up on `m`."

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MODELS', 'BACKBONES', 'NECKS', 'HEADS', 'LOSSES', 'SEGMENTORS', 'DATASETS', 'PIPELINES', 'TRANSFORMS', 'HOOKS',
            'OPTIMIZERS', 'OPTIMIZER_BUILDERS', 'RUNNERS', 'RegistryError', 'build_from_cfg', 'split_scope',
-           'redefinition', 'Registry']
+           'redefinition', 'Registry', 'plot_registry']
 
 # %% ../nbs/01_registry.ipynb #c855fdd7
 import difflib, inspect
@@ -150,3 +150,31 @@ HOOKS = Registry('hooks')
 OPTIMIZERS = Registry('optimizers')
 OPTIMIZER_BUILDERS = Registry('optimizer builders')
 RUNNERS = Registry('runners')
+
+# %% ../nbs/01_registry.ipynb #f0f9d257
+def _registry_names(registry, prefix=''):
+    "The names in `registry` and, prefixed with their scope, in its children."
+    names = [prefix + n for n in registry.module_dict]
+    for scope, child in registry.children.items(): names += _registry_names(child, f'{prefix}{scope}.')
+    return names
+
+def plot_registry(registry, ax=None, per_column=16):
+    "Draw registries (one or a list) as trees: registry -> the names registered in it; returns the axes."
+    import matplotlib.pyplot as plt
+    regs = [registry] if hasattr(registry, 'module_dict') else list(registry)
+    columns = [(r, sorted(_registry_names(r), key=str.lower)) for r in regs]
+    col_w = [0.3 + 0.08 * max([len(n) for n in names] + [len(r.name)]) for r, names in columns]  # inches
+    n_cols = [max(1, -(-len(names) // per_column)) for _, names in columns]
+    rows = min(per_column, max([len(n) for _, n in columns] + [1]))
+    if ax is None: _, ax = plt.subplots(figsize=(sum(w * n for w, n in zip(col_w, n_cols)) + 0.2, 0.22 * rows + 1.0))
+    x0 = 0
+    for (reg, names), w, n in zip(columns, col_w, n_cols):
+        ax.text(x0 + 0.05, 0, f'{reg.name}\n({len(names)})', fontsize=8, fontweight='bold', va='center',
+                bbox=dict(boxstyle='round', facecolor='lightyellow', edgecolor='0.4'))
+        for i, name in enumerate(names):
+            x, y = x0 + 0.2 + w * (i // per_column), -1 - i % per_column
+            ax.plot([x - 0.08, x - 0.08, x], [-0.5, y, y], color='0.7', lw=0.6)
+            ax.text(x + 0.03, y, name, fontsize=7, va='center')
+        x0 += w * n
+    ax.set_xlim(0, x0); ax.set_ylim(-rows - 0.7, 0.7); ax.axis('off')
+    return ax

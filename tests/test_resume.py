@@ -116,8 +116,6 @@ def test_torchrun_kill_during_write_then_resume(cfg, tmp_path, dist_ref):
     assert_same_weights(final_weights(w), dist_ref())
 
 
-@pytest.mark.xfail(strict=False, reason='segnb.dist.init_dist must key the process-group store by the restart attempt: '
-                   'restarted gloo workers can read the addresses the dead ones left in the agent store')
 def test_elastic_restart_resumes_by_itself(cfg, tmp_path, dist_ref):
     # rank 1 raises after iteration 5 on the first attempt: every rank exits, the user sees rank 1's error, torchrun
     # restarts both workers, which resume from iter_3.pth by themselves (no --auto-resume) and finish bit-identical
