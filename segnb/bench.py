@@ -9,7 +9,7 @@ __all__ = ['CONFIG_FAMILIES', 'LAUNCH_VARS', 'PSPNET_CONFIG', 'BENCHMARKS', 'mac
            'train_rate', 'ddp_worker', 'worker_command', 'run_worker', 'bench_ddp', 'pspnet_model', 'model_rates',
            'bench_gpu', 'bench_parser', 'run_benchmark', 'main', 'plot_results']
 
-# %% ../nbs/13_bench.ipynb #c685fff6
+# %% ../nbs/13_bench.ipynb #3d03bd03
 import argparse, contextlib, json, os, os.path as osp, random, subprocess, sys, tempfile, time
 import numpy as np
 import torch
@@ -18,14 +18,14 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 import segnb
-from .cli import detect_launcher
+from .cli import ArgumentParser, detect_launcher
 from .config import Config, time_fromfile
 from .data import CustomDataset, RepeatDataset, build_dataloader, make_shapes, train_pipeline_cfg
 from .dist import init_dist, destroy_dist, get_dist_info, wrap_model
 from .models import build_segmentor
 from .runner import benchmark_overhead
 
-# %% ../nbs/13_bench.ipynb #64941faf
+# %% ../nbs/13_bench.ipynb #8d7433da
 def machine_info():
     "CPU count, torch threads, device and 1-minute load average of this machine."
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'
@@ -37,7 +37,7 @@ def result(benchmark, **figures):
     figures = {k: float(f'{v:.4g}') if isinstance(v, float) else v for k, v in figures.items()}
     return dict(benchmark=benchmark, **figures, machine=machine_info())
 
-# %% ../nbs/13_bench.ipynb #fa4b2cf4
+# %% ../nbs/13_bench.ipynb #500d7248
 @contextlib.contextmanager
 def torch_threads(n):
     "Run the block with `n` torch intra-op threads (None: leave as is), then restore the number."
@@ -58,7 +58,7 @@ def bench_overhead(iters=200, repeats=7, threads=1, **kwargs):
                   overhead_us=1e6 * (1 / runner - 1 / loop), threads=threads or torch.get_num_threads(), cpu_share=cpu_share,
                   **{k: v for k, v in runs[0].items() if k not in ('ratio', 'loop_its', 'runner_its', 'overhead_us')})
 
-# %% ../nbs/13_bench.ipynb #a3e88d05
+# %% ../nbs/13_bench.ipynb #3cd134d6
 CONFIG_FAMILIES = ('fcn', 'pspnet', 'deeplabv3', 'deeplabv3plus')
 
 def package_configs(families=CONFIG_FAMILIES):
@@ -74,7 +74,7 @@ def bench_config(repeat=20, paths=None):
     return result('config', **time_fromfile(paths, repeat=repeat), cold_each_ms=float(cold_each), configs=len(paths),
                   goal='warm_ms <= 1')
 
-# %% ../nbs/13_bench.ipynb #cd200431
+# %% ../nbs/13_bench.ipynb #6b89abe2
 def pad_if_smaller(img, size, fill=0):
     "Pad a PIL image at the right and bottom to at least `size`×`size` (torchvision's reference helper)."
     w, h = img.size
@@ -101,7 +101,7 @@ class PILSegDataset(Dataset):
         img = TF.normalize(TF.convert_image_dtype(TF.pil_to_tensor(img), torch.float), self.mean, self.std)
         return img, torch.as_tensor(np.array(seg), dtype=torch.int64)
 
-# %% ../nbs/13_bench.ipynb #6cafab1d
+# %% ../nbs/13_bench.ipynb #ce44045c
 def loader_rate(loader):
     "Images per second of iterating `loader` once, the first batch (worker start-up) not counted."
     it = iter(loader)
@@ -137,7 +137,7 @@ def bench_data(workers=(1, None), num_samples=64, batch_size=4, crop_size=512, i
     return result('data', ratio=min(ratios.values()), **ratios, **figures, workers=workers, samples=num_samples,
                   batch_size=batch_size, crop_size=crop_size, image_size=list(image_size), goal='ratio >= 1.5 (segnb / PIL)')
 
-# %% ../nbs/13_bench.ipynb #fb8c85ca
+# %% ../nbs/13_bench.ipynb #a2dbe7de
 def small_fcn_cfg(num_classes=4, width=16):
     "A small FCN (ResNetV1c-18 with `width` base channels, dilated to output stride 8) as a model config."
     return dict(type='EncoderDecoder',
@@ -181,7 +181,7 @@ def train_rate(model, optimizer, batches, iters, warmup=3, amp=None):
     sync(device)
     return iters * len(batches[0]['img']) / (time.perf_counter() - t)
 
-# %% ../nbs/13_bench.ipynb #ecc71460
+# %% ../nbs/13_bench.ipynb #96215df0
 LAUNCH_VARS = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'GROUP_RANK',
                'TORCHELASTIC_RUN_ID', 'TORCHELASTIC_USE_AGENT_STORE')
 
@@ -228,7 +228,7 @@ def bench_ddp(nproc=2, iters=30, batch_size=4, size=64, repeats=2, width=16):
                   iters=iters, batch_size=batch_size, size=size, repeats=repeats, threads_per_process=1,
                   goal=f'ratio >= 1.6 (images/s of {nproc} processes / 1 process)')
 
-# %% ../nbs/13_bench.ipynb #0ac5c94b
+# %% ../nbs/13_bench.ipynb #9c672166
 PSPNET_CONFIG = 'pspnet/pspnet_r50-d8_512x1024_40k_cityscapes.py'
 
 def pspnet_model(num_classes=19):
@@ -257,12 +257,12 @@ def bench_gpu(iters=20, warmup=5, batch_size=8, size=512, channels_last=False):
                   model='PSPNet-R50-D8', batch_size=batch_size, size=size, channels_last=channels_last, iters=iters,
                   memory_gb=torch.cuda.max_memory_allocated() / 2**30)
 
-# %% ../nbs/13_bench.ipynb #78192308
+# %% ../nbs/13_bench.ipynb #c84620ff
 BENCHMARKS = ('overhead', 'config', 'data', 'ddp', 'gpu')
 
 def bench_parser():
     "The argument parser of `python -m segnb.bench`."
-    p = argparse.ArgumentParser(prog='python -m segnb.bench', description='segnb performance benchmarks: one JSON line each')
+    p = ArgumentParser(prog='python -m segnb.bench', description='segnb performance benchmarks: one JSON line each')
     p.add_argument('benchmark', nargs='?', default='all', choices=(*BENCHMARKS, 'all', 'ddp-worker'))
     p.add_argument('--iters', type=int, default=None, help='iterations (overhead: 200, ddp: 30, gpu: 20)')
     p.add_argument('--repeats', type=int, default=None, help='repeats; (overhead: 7 pairs, median ratio; ddp: 2, best kept)')
@@ -299,7 +299,7 @@ def main(argv=None):
         res = run_benchmark(name, a)
         if name != 'ddp-worker' or res['rank'] == 0: print(json.dumps(res), flush=True)
 
-# %% ../nbs/13_bench.ipynb #de013f87
+# %% ../nbs/13_bench.ipynb #1d5f0fc1
 def _bars(r):
     "The `(labels, values, unit)` to draw for one result line."
     b = r['benchmark']
@@ -324,5 +324,5 @@ def plot_results(results):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/13_bench.ipynb #962c88f9
+# %% ../nbs/13_bench.ipynb #a7c42c51
 if __name__ == '__main__' and 'get_ipython' not in globals(): main()

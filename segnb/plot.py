@@ -7,15 +7,15 @@ __all__ = ['load_json_log', 'latest_json_log', 'plot_curves', 'save_curves', 'pl
            'inference_segmentor', 'predict', 'widgets_available', 'sample_view', 'draw_sample', 'dataset_browser',
            'draw_prediction', 'prediction_browser', 'config_rows', 'config_explorer']
 
-# %% ../nbs/14_plot.ipynb #3ffede41
+# %% ../nbs/14_plot.ipynb #4f0247d8
 import argparse, glob, json, logging, os, os.path as osp
 import numpy as np
 import torch
-from .cli import SegnbError, report_errors
+from .cli import ArgumentParser, SegnbError, report_errors
 from .config import Config, flatten, key_sources
 from .data import Compose, collate, colorize, overlay
 
-# %% ../nbs/14_plot.ipynb #2dfb70dd
+# %% ../nbs/14_plot.ipynb #96c89368
 def load_json_log(path):
     "`{mode: {key: [values]}}` from a `.log.json` file (one JSON object a line); lines without a mode are skipped."
     if not osp.isfile(path): raise SegnbError(f'no such JSON log: {path}')
@@ -33,7 +33,7 @@ def load_json_log(path):
         log[mode] = {k: [r.get(k, float('nan')) for r in mine] for k in keys}
     return log
 
-# %% ../nbs/14_plot.ipynb #5ca0c604
+# %% ../nbs/14_plot.ipynb #8d7f0bde
 def latest_json_log(work_dir):
     "The newest `*.log.json` in `work_dir` (by the timestamp in its name)."
     if not osp.isdir(work_dir): raise SegnbError(f'work_dir not found: {work_dir}')
@@ -48,7 +48,7 @@ def _find_key(log, key, source):
     known = sorted({k for cols in log.values() for k in cols})
     raise SegnbError(f'key {key!r} is not in {source}; it has: {", ".join(known)}')
 
-# %% ../nbs/14_plot.ipynb #e40ba640
+# %% ../nbs/14_plot.ipynb #fa356ef2
 def plot_curves(src, keys=('loss',), axes=None, figsize=(4, 3)):
     "One curve per key (e.g. 'loss', 'mIoU') from a work_dir's newest JSON log or a `.log.json` path; returns the figure."
     import matplotlib.pyplot as plt
@@ -64,7 +64,7 @@ def plot_curves(src, keys=('loss',), axes=None, figsize=(4, 3)):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/14_plot.ipynb #f97d372b
+# %% ../nbs/14_plot.ipynb #9dd18198
 def save_curves(work_dir, keys=('loss', 'mIoU'), out=None):
     "Write `<out>/<key>.png` (out defaults to `work_dir`) for each key of the newest JSON log; returns the paths."
     import matplotlib.pyplot as plt
@@ -80,7 +80,7 @@ def save_curves(work_dir, keys=('loss', 'mIoU'), out=None):
 
 def plot_parser():
     "The argparse parser of `python -m segnb.plot`."
-    p = argparse.ArgumentParser(prog='python -m segnb.plot', description='Write training-curve PNGs from a work_dir\'s newest JSON log.')
+    p = ArgumentParser(prog='python -m segnb.plot', description='Write training-curve PNGs from a work_dir\'s newest JSON log.')
     p.add_argument('work_dir', help='the work_dir of a training run')
     p.add_argument('--keys', nargs='+', default=['loss', 'mIoU'], help='log keys to plot, one PNG each')
     p.add_argument('--out', default=None, help='folder for the PNGs (default: the work_dir)')
@@ -95,7 +95,7 @@ def main(argv=None):
     for p in paths: print(p)
     return paths
 
-# %% ../nbs/14_plot.ipynb #189209fd
+# %% ../nbs/14_plot.ipynb #6161e182
 def init_segmentor(config, checkpoint=None, device='cpu'):
     "A model in eval mode from a config (path or `Config`) and optional checkpoint; `model.cfg` keeps the config."
     from segnb.models import build_segmentor
@@ -132,7 +132,7 @@ def predict(model, dataset, idx):
     device = next(model.parameters()).device
     return model.eval().forward_test([i.to(device) for i in batch['img']], batch['img_metas'])[0]
 
-# %% ../nbs/14_plot.ipynb #d4c8d328
+# %% ../nbs/14_plot.ipynb #8b22c78c
 def widgets_available():
     "True when ipywidgets is importable and we run inside a Jupyter kernel (`SEGNB_WIDGETS=0/1` overrides)."
     forced = os.environ.get('SEGNB_WIDGETS', '')
@@ -155,7 +155,7 @@ def _interactive(interactive):
     "`interactive` if given, else `widgets_available()`."
     return widgets_available() if interactive is None else interactive
 
-# %% ../nbs/14_plot.ipynb #99c0f4d7
+# %% ../nbs/14_plot.ipynb #e8e6f44e
 def _denormalize(img, norm_cfg):
     "A normalised float `(3,H,W)` tensor back to HWC uint8 RGB."
     mean, std = torch.tensor(norm_cfg['mean']).view(-1, 1, 1), torch.tensor(norm_cfg['std']).view(-1, 1, 1)
@@ -179,7 +179,7 @@ def draw_sample(ax, dataset, idx, show_mask=True, transformed=False, seed=0):
     ax.imshow(overlay(img, seg, dataset.PALETTE) if show_mask and seg is not None else img)
     ax.set_title(f"{idx}: {osp.basename(dataset.img_infos[idx]['filename'])}" + (' (transformed)' if transformed else ''), fontsize=8)
 
-# %% ../nbs/14_plot.ipynb #40426d65
+# %% ../nbs/14_plot.ipynb #f0cd87b4
 def dataset_browser(dataset, interactive=None, n=4):
     "Browse `dataset`: widgets (sample slider, mask and transforms toggles) or a static figure of `n` samples."
     import matplotlib.pyplot as plt
@@ -213,7 +213,7 @@ def _figure_widget(controls, draw, figsize=(4, 4), ncols=1):
     redraw()
     return box
 
-# %% ../nbs/14_plot.ipynb #baee403f
+# %% ../nbs/14_plot.ipynb #0feabe53
 def draw_prediction(axes, model, dataset, idx, cache=None):
     "Image / ground truth / prediction of sample `idx` on three axes."
     cache = {} if cache is None else cache
@@ -236,7 +236,7 @@ def prediction_browser(model, dataset, interactive=None, n=3):
     idx = W.IntSlider(0, 0, len(dataset) - 1, description='sample')
     return _figure_widget([idx], lambda axes: draw_prediction(axes, model, dataset, idx.value, cache), (9, 3.2), 3)
 
-# %% ../nbs/14_plot.ipynb #2db927bd
+# %% ../nbs/14_plot.ipynb #019ced8a
 def config_rows(filename):
     "(key, value, source file relative to the config's folder tree) for every flattened key of a config file."
     cfg, sources = Config.fromfile(filename), key_sources(filename)
@@ -284,6 +284,6 @@ def _config_figure(rows, colours, title):
     ax.set_title(f'{title}: {len(rows)} keys and the file each came from', fontsize=9)
     return fig
 
-# %% ../nbs/14_plot.ipynb #22626950
+# %% ../nbs/14_plot.ipynb #c2505cff
 if __name__ == '__main__' and 'get_ipython' not in globals():
     main()

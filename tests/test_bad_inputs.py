@@ -85,7 +85,7 @@ CASES = [
     Case('unknown-hook-type', T, ['{tmp}/hook.py'] + W, ['NoSuchHook'], child('hook.py', "custom_hooks = [dict(type='NoSuchHook')]\n")),
     Case('unknown-optimizer', T, ['{cfg}', '--cfg-options', 'optimizer.type=NoOpt'] + W, ['NoOpt']),
     Case('unknown-runner', T, ['{cfg}', '--cfg-options', 'runner.type=NoRunner'] + W, ['NoRunner']),
-    Case('unknown-lr-policy', T, ['{cfg}', '--cfg-options', 'lr_config.policy=nope'] + W, ['NopeLrUpdaterHook']),
+    Case('unknown-lr-policy', T, ['{cfg}', '--cfg-options', 'lr_config.policy=nope'] + W, ["lr_config.policy='nope'"]),
     Case('wrong-arg-name', T, ['{cfg}', '--cfg-options', 'model.decode_head.num_clases=4'] + W, ['num_clases']),
     Case('wrong-arg-name-ckpt', T, ['{cfg}', '--cfg-options', 'checkpoint_config.intervall=2'] + W, ['intervall']),
     Case('wrong-depth', T, ['{cfg}', '--cfg-options', 'model.backbone.depth=19'] + W, ['19']),
