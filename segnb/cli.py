@@ -7,20 +7,20 @@ __all__ = ['LAUNCHERS', 'TORCHRUN_VARS', 'DEVICES', 'SegnbError', 'debug_request
            'check_brackets', 'parse_value', 'parse_cfg_option', 'DictAction', 'detect_launcher', 'resolve_device',
            'resolve_amp', 'ArgumentParser', 'train_parser', 'parse_args', 'opacity', 'test_parser', 'parse_test_args']
 
-# %% ../nbs/00_cli.ipynb #08cd2527
+# %% ../nbs/00_cli.ipynb #e6c6e813
 import argparse, functools, os, sys, warnings
 
-# %% ../nbs/00_cli.ipynb #20fac57f
+# %% ../nbs/00_cli.ipynb #66b59ce3
 class SegnbError(Exception):
     "A mistake in what the user gave (a file, a key, a value): reported in one line, without a traceback."
 
-# %% ../nbs/00_cli.ipynb #9dff3a24
+# %% ../nbs/00_cli.ipynb #6617101d
 def debug_requested(argv=None):
     "True when the user asked for full tracebacks with `--debug` or `SEGNB_DEBUG=1`."
     argv = sys.argv[1:] if argv is None else argv
     return '--debug' in argv or os.environ.get('SEGNB_DEBUG', '') not in ('', '0')
 
-# %% ../nbs/00_cli.ipynb #8e6826ec
+# %% ../nbs/00_cli.ipynb #38f170f1
 def report_errors(fn):
     "Wrap an entry point so that a `SegnbError` prints `segnb: error: ...` and exits with status 1."
     @functools.wraps(fn)
@@ -32,7 +32,7 @@ def report_errors(fn):
             sys.exit(1)
     return wrapper
 
-# %% ../nbs/00_cli.ipynb #0ec54ccb
+# %% ../nbs/00_cli.ipynb #99536541
 def parse_scalar(text):
     "mmcv 1.x's scalar rule: `int`, else `float`, else `true`/`false` (any case), else `None`, else the string itself."
     for cast in (int, float):
@@ -41,7 +41,7 @@ def parse_scalar(text):
     if text.lower() in ('true', 'false'): return text.lower() == 'true'
     return None if text == 'None' else text
 
-# %% ../nbs/00_cli.ipynb #a492effa
+# %% ../nbs/00_cli.ipynb #9e489492
 _PAIRS = {')': '(', ']': '['}
 _MAX_DEPTH = 100
 
@@ -56,7 +56,7 @@ def check_brackets(text):
             if not stack or stack.pop() != _PAIRS[ch]: raise ValueError(f"unbalanced bracket '{ch}'")
     if stack: raise ValueError(f"unclosed bracket '{stack[-1]}'")
 
-# %% ../nbs/00_cli.ipynb #bda32faa
+# %% ../nbs/00_cli.ipynb #20d25ab6
 def _top_level_parts(text):
     "Split `text` at commas outside brackets; a trailing comma adds no empty element (mmcv 1.x's rule)."
     parts, depth, start = [], 0, 0
@@ -80,7 +80,7 @@ def _closing_index(text):
         if depth == 0: return i
     return -1
 
-# %% ../nbs/00_cli.ipynb #2501f6b7
+# %% ../nbs/00_cli.ipynb #8d110382
 def parse_value(text):
     "Parse one `--cfg-options` value with mmcv 1.x's grammar (scalars, `a,b`, `[..]`, `(..)`, nesting, quotes)."
     text = text.strip('\'"').replace(' ', '')
@@ -90,7 +90,7 @@ def parse_value(text):
     values = [parse_value(part) for part in _top_level_parts(body)] if body else []
     return tuple(values) if kind == '(' else values
 
-# %% ../nbs/00_cli.ipynb #f24afb86
+# %% ../nbs/00_cli.ipynb #d4d1faaf
 def parse_cfg_option(item):
     "Split one `key=value` item and parse its value; `ValueError` naming the item when it is malformed."
     key, eq, value = item.partition('=')
@@ -100,7 +100,7 @@ def parse_cfg_option(item):
     except ValueError as e: raise ValueError(f'{item!r}: {e}') from None
     return key, parse_value(value)
 
-# %% ../nbs/00_cli.ipynb #e6b5ea00
+# %% ../nbs/00_cli.ipynb #c6bfd339
 class DictAction(argparse.Action):
     "argparse action turning `key=value` items into a dict, values parsed with mmcv 1.x's grammar."
     def __init__(self, option_strings, dest, nargs='+', **kwargs):
@@ -112,7 +112,7 @@ class DictAction(argparse.Action):
         except ValueError as e: raise argparse.ArgumentError(self, str(e)) from None
         setattr(namespace, self.dest, options)
 
-# %% ../nbs/00_cli.ipynb #e545e900
+# %% ../nbs/00_cli.ipynb #a94b0817
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 TORCHRUN_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
 
@@ -121,7 +121,7 @@ def detect_launcher(env=None):
     env = os.environ if env is None else env
     return 'pytorch' if all(k in env for k in TORCHRUN_VARS) else 'none'
 
-# %% ../nbs/00_cli.ipynb #8a1b1fde
+# %% ../nbs/00_cli.ipynb #54c32232
 DEVICES = ('auto', 'cpu', 'cuda')
 
 def resolve_device(device='auto', cuda_available=None):
@@ -139,7 +139,7 @@ def resolve_amp(amp, device_type):
     if amp == 'auto': return 'fp16' if device_type == 'cuda' else 'bf16'
     return amp
 
-# %% ../nbs/00_cli.ipynb #dc0945ef
+# %% ../nbs/00_cli.ipynb #907bf086
 _CFG_HELP = ('override settings of the config: key=value items merged into it, e.g. optimizer.lr=0.01; '
              'lists as key=a,b or key="[a,b]", nested as key="[(a,b),(c,d)]" (quote them, no spaces)')
 
@@ -158,13 +158,13 @@ def _add_launch_flags(parser):
     parser.add_argument('--device', choices=DEVICES, default='auto', help='where to run (default: cuda if available)')
     parser.add_argument('--debug', action='store_true', help='show full tracebacks for user errors')
 
-# %% ../nbs/00_cli.ipynb #25e8d381
+# %% ../nbs/00_cli.ipynb #30a95849
 class ArgumentParser(argparse.ArgumentParser):
     "An argparse parser whose errors are one line: `prog: error: message (see --help)`, exit status 2."
     def error(self, message):
         self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
-# %% ../nbs/00_cli.ipynb #83b78551
+# %% ../nbs/00_cli.ipynb #f8e190eb
 def train_parser():
     "The argument parser of `python -m segnb.train` (mmseg 0.30's tools/train.py flags, plus a few)."
     p = ArgumentParser(prog='python -m segnb.train', description='Train a segmentor')
@@ -185,10 +185,12 @@ def train_parser():
     _add_cfg_options(p)
     p.add_argument('--amp', action='store_true', help='mixed precision: fp16 on CUDA, bf16 on CPU')
     p.add_argument('--amp-dtype', choices=('fp16', 'bf16'), help='mixed precision with this dtype (implies --amp)')
+    p.add_argument('--channels-last', action='store_true', help='keep the model in channels_last memory format')
+    p.add_argument('--compile', action='store_true', help='compile the model with torch.compile (falls back to eager)')
     _add_launch_flags(p)
     return p
 
-# %% ../nbs/00_cli.ipynb #79949dfd
+# %% ../nbs/00_cli.ipynb #fea62a16
 def _check_cfg_options(parser, args):
     "Fold deprecated `--options` into `--cfg-options` (with a warning); both given is an error."
     if args.options and args.cfg_options:
@@ -197,14 +199,14 @@ def _check_cfg_options(parser, args):
         warnings.warn('--options is deprecated in favor of --cfg-options', FutureWarning, stacklevel=3)
         args.cfg_options = args.options
 
-# %% ../nbs/00_cli.ipynb #2dfd2454
+# %% ../nbs/00_cli.ipynb #e0592f7e
 def _sync_local_rank(parser, args, env):
     "Make `args.local_rank` and `env['LOCAL_RANK']` agree, the environment winning."
     if 'LOCAL_RANK' not in env: env['LOCAL_RANK'] = str(args.local_rank); return
     try: args.local_rank = int(env['LOCAL_RANK'])
     except ValueError: parser.error(f"LOCAL_RANK={env['LOCAL_RANK']!r} in the environment is not an integer")
 
-# %% ../nbs/00_cli.ipynb #d2c557f4
+# %% ../nbs/00_cli.ipynb #be408606
 _TORCHRUN_HINT = 'for several GPUs start one process per GPU: torchrun --nproc_per_node=N -m segnb.train CONFIG'
 
 def _check_gpus(parser, args):
@@ -219,7 +221,7 @@ def _check_gpus(parser, args):
         warnings.warn('--gpu-ids is deprecated, use --gpu-id', FutureWarning, stacklevel=3)
         args.gpu_id = args.gpu_ids[0]
 
-# %% ../nbs/00_cli.ipynb #438d99c0
+# %% ../nbs/00_cli.ipynb #1a269f8c
 def _finish_common(parser, args, env):
     "The checks shared by the train and test scripts: options, local rank, launcher."
     _check_cfg_options(parser, args)
@@ -236,7 +238,7 @@ def parse_args(argv=None, env=None):
     args.amp = args.amp_dtype or ('auto' if args.amp else None)
     return args
 
-# %% ../nbs/00_cli.ipynb #e8c0636d
+# %% ../nbs/00_cli.ipynb #f3198d9a
 def opacity(text):
     "argparse type: a float in (0, 1]."
     try: value = float(text)
@@ -244,7 +246,7 @@ def opacity(text):
     if not 0 < value <= 1: raise argparse.ArgumentTypeError(f'{text!r} is not in (0, 1]')
     return value
 
-# %% ../nbs/00_cli.ipynb #b0d35ad2
+# %% ../nbs/00_cli.ipynb #aaa5a620
 def test_parser():
     "The argument parser of `python -m segnb.test` (mmseg 0.30's tools/test.py flags, plus a few)."
     p = ArgumentParser(prog='python -m segnb.test', description='Test (and evaluate) a segmentor')
@@ -269,7 +271,7 @@ def test_parser():
 
 test_parser.__test__ = False  # a parser builder, not a test: keeps pytest from collecting it where it is imported
 
-# %% ../nbs/00_cli.ipynb #e0b59c79
+# %% ../nbs/00_cli.ipynb #36fd1120
 def _check_test_outputs(parser, args):
     "mmseg's rules on outputs: not both `--eval` and `--format-only`; `--out` is a .pkl/.pickle file."
     if args.eval and args.format_only: parser.error('--eval and --format-only cannot both be given')

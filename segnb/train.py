@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'DEFAULT_CONFIG', 'set_random_seed', 'resolve_work_dir', 'elastic_restart', 'load_config',
-           'check_num_classes', 'select_device', 'amp_mode', 'cpu_threads', 'train_segmentor', 'main']
+           'check_num_classes', 'select_device', 'amp_mode', 'cpu_threads', 'compile_model', 'train_segmentor', 'main']
 
-# %% ../nbs/10_train.ipynb #3bce1895
+# %% ../nbs/10_train.ipynb #e2393e9c
 import logging, os, os.path as osp, random, sys, time
 from pathlib import Path
 
@@ -24,11 +24,11 @@ from .models import build_segmentor
 from .optim import build_optimizer
 from .runner import build_runner, find_latest_checkpoint, get_root_logger
 
-# %% ../nbs/10_train.ipynb #82d63e5f
+# %% ../nbs/10_train.ipynb #af804708
 CONFIG_DIR = Path(segnb.__file__).parent / 'configs'
 DEFAULT_CONFIG = str(CONFIG_DIR / 'shapes' / 'deeplabv3plus_r18-small-d16_128x128_cpu_shapes.py')
 
-# %% ../nbs/10_train.ipynb #18239dca
+# %% ../nbs/10_train.ipynb #226c8d84
 def set_random_seed(seed, deterministic=False):
     "Seed python, numpy and torch (all devices); with `deterministic`, ask for deterministic kernels."
     random.seed(seed)
@@ -38,20 +38,20 @@ def set_random_seed(seed, deterministic=False):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-# %% ../nbs/10_train.ipynb #218871b8
+# %% ../nbs/10_train.ipynb #e27418d4
 def resolve_work_dir(args_work_dir, cfg, config_path):
     "The work_dir: the CLI's, else the config's, else `./work_dirs/<config file name without extension>`."
     if args_work_dir is not None: return args_work_dir
     if cfg.get('work_dir', None) is not None: return cfg.work_dir
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 
-# %% ../nbs/10_train.ipynb #af5a0cd3
+# %% ../nbs/10_train.ipynb #7d52d98a
 def elastic_restart(environ=None):
     "True when torchrun restarted this worker after a failure (`TORCHELASTIC_RESTART_COUNT` > 0)."
     environ = os.environ if environ is None else environ
     return int(environ.get('TORCHELASTIC_RESTART_COUNT', '0') or 0) > 0
 
-# %% ../nbs/10_train.ipynb #45fcb024
+# %% ../nbs/10_train.ipynb #ead1c363
 def load_config(args):
     "The config of the run: the file (or the default), with `--cfg-options` merged in and the CLI's settings applied."
     config_path = args.config or DEFAULT_CONFIG
@@ -62,10 +62,12 @@ def load_config(args):
     if args.resume_from is not None: cfg.resume_from = args.resume_from
     cfg.auto_resume = args.auto_resume or elastic_restart()
     if args.amp is not None: cfg.amp = args.amp
+    if args.channels_last: cfg.channels_last = True
+    if args.compile: cfg.compile = True
     cfg.gpu_ids = [args.gpu_id]
     return cfg, config_path
 
-# %% ../nbs/10_train.ipynb #c22d59d9
+# %% ../nbs/10_train.ipynb #ac1e7262
 def check_num_classes(model_cfg, dataset):
     "A one-line `SegnbError` when the `num_classes` of a decode or auxiliary head differs from the dataset's classes."
     n = len(dataset.CLASSES)
@@ -77,13 +79,13 @@ def check_num_classes(model_cfg, dataset):
                 raise SegnbError(f'{where}.num_classes={head["num_classes"]} but the dataset {type(dataset).__name__} '
                                  f'has {n} classes ({", ".join(dataset.CLASSES)})')
 
-# %% ../nbs/10_train.ipynb #3d364d92
+# %% ../nbs/10_train.ipynb #492d0244
 def select_device(requested='auto'):
     "The `torch.device` to train on for a `--device` value: this process's GPU when CUDA is used, else the CPU."
     kind = resolve_device(requested)
     return torch.device('cuda', torch.cuda.current_device()) if kind == 'cuda' else torch.device('cpu')
 
-# %% ../nbs/10_train.ipynb #d1916aa4
+# %% ../nbs/10_train.ipynb #498896a2
 def amp_mode(cfg, device):
     "The AMP dtype name for the run (`'fp16'`, `'bf16'` or `None`), from `cfg.amp` (the CLI) or mmseg's `cfg.fp16`."
     amp = cfg.get('amp', None)
@@ -93,14 +95,24 @@ def amp_mode(cfg, device):
         raise SegnbError('fp16 mixed precision needs a CUDA device; use --amp (bf16 on the CPU) instead')
     return amp
 
-# %% ../nbs/10_train.ipynb #e9ed85bf
+# %% ../nbs/10_train.ipynb #4d8065c6
 def cpu_threads(workers, environ=None, cores=None):
     "Threads for the training process on the CPU: `OMP_NUM_THREADS` if set, else the cores the workers leave free."
     environ = os.environ if environ is None else environ
     if environ.get('OMP_NUM_THREADS'): return int(environ['OMP_NUM_THREADS'])
     return max(1, (cores or os.cpu_count() or 1) - workers)
 
-# %% ../nbs/10_train.ipynb #835f51be
+# %% ../nbs/10_train.ipynb #609ac3fb
+def compile_model(model, options=True, logger=None):
+    "Compile `model` in place with `torch.compile` (`options`: True or a dict of its arguments); failures fall back to eager."
+    import torch._dynamo
+    torch._dynamo.config.suppress_errors = True
+    kwargs = dict(options) if isinstance(options, dict) else {}
+    model.compile(**kwargs)
+    if logger is not None: logger.info(f'model compiled with torch.compile({kwargs}); uncompilable parts run eagerly')
+    return model
+
+# %% ../nbs/10_train.ipynb #d5c3b13e
 def train_segmentor(model, datasets, cfg, distributed=False, validate=True, timestamp=None, meta=None, device=None):
     "mmseg's `train_segmentor`: dataloaders, device, DDP, optimizer, runner, hooks, resume, run."
     logger = get_root_logger(log_level=cfg.get('log_level', 'INFO'))
@@ -117,6 +129,7 @@ def train_segmentor(model, datasets, cfg, distributed=False, validate=True, time
                     f'total batch size {world_size * loader_cfg["samples_per_gpu"]}')
     model = convert_sync_bn(model, device, distributed)
     if cfg.get('channels_last', False): model = model.to(memory_format=torch.channels_last)
+    if cfg.get('compile', False): compile_model(model, cfg.compile, logger)
     model = wrap_model(model, device, distributed, find_unused_parameters=cfg.get('find_unused_parameters', False))
     optimizer = build_optimizer(model, cfg.optimizer)
     runner = build_runner(cfg.runner, default_args=dict(model=model, optimizer=optimizer, work_dir=cfg.work_dir,
@@ -142,7 +155,7 @@ def train_segmentor(model, datasets, cfg, distributed=False, validate=True, time
     runner.run(data_loaders, cfg.workflow)
     return runner
 
-# %% ../nbs/10_train.ipynb #febea02e
+# %% ../nbs/10_train.ipynb #53f55d38
 @report_errors
 def main(argv=None):
     "Train a segmentor from a config file (mmseg 0.30's tools/train.py); returns the runner."
@@ -157,7 +170,7 @@ def main(argv=None):
     if runner.stop_signal is not None: sys.exit(128 + int(runner.stop_signal))
     return runner
 
-# %% ../nbs/10_train.ipynb #eb9ed5b6
+# %% ../nbs/10_train.ipynb #0ddda3c9
 def _train(args, cfg, config_path, distributed):
     "The part of `main` that runs once the process group (if any) is up."
     rank, world_size = get_dist_info()
@@ -192,6 +205,6 @@ def _train(args, cfg, config_path, distributed):
     return train_segmentor(model, datasets, cfg, distributed=distributed, validate=not args.no_validate,
                            timestamp=timestamp, meta=meta, device=device)
 
-# %% ../nbs/10_train.ipynb #03fe8a05
+# %% ../nbs/10_train.ipynb #fa58fdcc
 if __name__ == '__main__' and 'get_ipython' not in globals():
     main()
