@@ -12,7 +12,7 @@ __all__ = ['logger', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'DEFAULT_META_KEYS', 'V
            'build_dataset', 'sample_seed', 'SeededSampler', 'collate', 'worker_init_fn', 'build_dataloader', 'colorize',
            'overlay', 'save_image', 'show_samples', 'train_pipeline_cfg', 'pipeline_throughput']
 
-# %% ../nbs/03_data.ipynb #8939e200
+# %% ../nbs/03_data.ipynb #f44baa46
 import os, sys, json, math, random, shutil, tempfile, logging, contextlib, bisect, time, functools, colorsys
 import os.path as osp
 from collections.abc import Sequence
@@ -25,16 +25,16 @@ from torchvision.transforms import InterpolationMode
 import torchvision.transforms.v2.functional as TF
 from .cli import SegnbError
 from .registry import DATASETS, PIPELINES, build_from_cfg
-from .dist import get_dist_info, is_main_process
+from .dist import get_dist_info, show_progress
 
-# %% ../nbs/03_data.ipynb #b6f088d9
+# %% ../nbs/03_data.ipynb #7afa5806
 logger = logging.getLogger('segnb')
 
-# %% ../nbs/03_data.ipynb #0a38d138
+# %% ../nbs/03_data.ipynb #a98c0c89
 SHAPES_CLASSES = ('background', 'circle', 'square', 'triangle')
 SHAPES_PALETTE = [[0, 0, 0], [220, 20, 60], [40, 180, 60], [30, 90, 230]]
 
-# %% ../nbs/03_data.ipynb #81306a53
+# %% ../nbs/03_data.ipynb #ead73e1b
 def _image_size(size):
     "`(h, w)` from an int or a pair."
     return (size, size) if isinstance(size, int) else tuple(size)
@@ -77,7 +77,7 @@ def _shape_texture(rng, colour, yy, xx):
     stripes = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period)
     return colour + rng.uniform(0, 35) * stripes[None]
 
-# %% ../nbs/03_data.ipynb #a5b04951
+# %% ../nbs/03_data.ipynb #ecae262c
 def make_shapes_sample(seed, size=128, max_shapes=4):
     "One Shapes image `(3,H,W) uint8` and its label map `(H,W) uint8`, determined by `seed`."
     h, w = _image_size(size)
@@ -93,7 +93,7 @@ def make_shapes_sample(seed, size=128, max_shapes=4):
     img = img + rng.normal(0, rng.uniform(2, 12), img.shape).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8), label
 
-# %% ../nbs/03_data.ipynb #7c0ac9eb
+# %% ../nbs/03_data.ipynb #62e1bfc7
 def save_label_png(label, path, palette):
     "Write a `(H,W)` label map as a palette PNG (pixel values are class indices, colours from `palette`)."
     im = Image.fromarray(np.asarray(label, dtype=np.uint8), mode='P')
@@ -110,7 +110,7 @@ def _write_shapes(tmp, meta, progress):
     jobs = [('train', i) for i in range(meta['num_train'])] + [('val', i) for i in range(meta['num_val'])]
     for split in ('train', 'val'):
         for d in ('img_dir', 'ann_dir'): os.makedirs(osp.join(tmp, d, split))
-    show = progress and is_main_process() and sys.stderr.isatty()
+    show = progress and show_progress()
     for split, i in tqdm(jobs, desc='making Shapes', disable=not show, leave=False):
         img, label = make_shapes_sample([meta['seed'], split == 'val', i], meta['size'])
         name = f'{split}_{i:05d}.png'
@@ -118,7 +118,7 @@ def _write_shapes(tmp, meta, progress):
         save_label_png(label, osp.join(tmp, 'ann_dir', split, name), SHAPES_PALETTE)
     with open(osp.join(tmp, 'shapes.json'), 'w') as f: json.dump(meta, f)
 
-# %% ../nbs/03_data.ipynb #5bca09ed
+# %% ../nbs/03_data.ipynb #4a22b557
 def make_shapes(root, num_train=400, num_val=100, size=128, seed=0, progress=True):
     "Write the Shapes dataset under `root` (mmseg CustomDataset layout) unless it is already there; returns `root`."
     meta = _shapes_meta(num_train, num_val, size, seed)
@@ -144,7 +144,7 @@ def _check_shapes(root, meta):
     if found != meta: raise SegnbError(f'{path} was made with {found}, not {meta}; delete {root} or use another data_root')
     return root
 
-# %% ../nbs/03_data.ipynb #4f111c6f
+# %% ../nbs/03_data.ipynb #e2f9587d
 @PIPELINES.register_module()
 class Compose:
     "Apply transforms (objects, callables or config dicts) one after the other."
@@ -161,7 +161,7 @@ class Compose:
 
     def __repr__(self): return 'Compose(' + ', '.join(type(t).__name__ for t in self.transforms) + ')'
 
-# %% ../nbs/03_data.ipynb #072e1e00
+# %% ../nbs/03_data.ipynb #9042325a
 _READ_MODES = dict(color=ImageReadMode.RGB, grayscale=ImageReadMode.GRAY, unchanged=ImageReadMode.UNCHANGED)
 
 def load_image(path, color_type='color'):
@@ -177,7 +177,7 @@ def load_label(path):
     if label.ndim != 2: raise SegnbError(f'label {path} has {label.shape[2]} channels; a label map must be single-channel (palette or grey PNG)')
     return torch.from_numpy(label.astype(np.uint8))
 
-# %% ../nbs/03_data.ipynb #4a7f3f09
+# %% ../nbs/03_data.ipynb #ebdd9ac1
 @PIPELINES.register_module()
 class LoadImageFromFile:
     "Load `img_prefix/img_info.filename`; set `filename`, `ori_filename`, `img`, shapes and a neutral `img_norm_cfg`."
@@ -197,7 +197,7 @@ class LoadImageFromFile:
                        img_norm_cfg=dict(mean=[0.0] * img.shape[0], std=[1.0] * img.shape[0], to_rgb=False))
         return results
 
-# %% ../nbs/03_data.ipynb #6d385b74
+# %% ../nbs/03_data.ipynb #17e43ea7
 def _check_label(label, results, path):
     "Raise a one-line `SegnbError` when `label` does not fit its image or the dataset's classes."
     img = results.get('img')
@@ -229,7 +229,7 @@ class LoadAnnotations:
         results.setdefault('seg_fields', []).append('gt_semantic_seg')
         return results
 
-# %% ../nbs/03_data.ipynb #c7b21386
+# %% ../nbs/03_data.ipynb #3a5fe70c
 def rescale_size(w, h, scale):
     "mmcv's `imrescale` size: the `(new_w, new_h)` of an image scaled by one factor to fit `scale` (a number or a pair)."
     if isinstance(scale, (int, float)): factor = scale
@@ -244,7 +244,7 @@ def resize_seg(seg, new_h, new_w):
     "Nearest-neighbour resize of an `(H,W)` label map."
     return TF.resize(seg[None], [new_h, new_w], interpolation=InterpolationMode.NEAREST)[0]
 
-# %% ../nbs/03_data.ipynb #03b2a1b6
+# %% ../nbs/03_data.ipynb #d4ff7dda
 @PIPELINES.register_module()
 class Resize:
     "mmseg's Resize: fixed, multi-scale (`range`/`value`) or `ratio_range` scales; `keep_ratio` rescales to fit."
@@ -288,7 +288,7 @@ class Resize:
                        scale_factor=np.array([new_w / w, new_h / h, new_w / w, new_h / h], dtype=np.float32))
         return results
 
-# %% ../nbs/03_data.ipynb #e0183969
+# %% ../nbs/03_data.ipynb #5463e11a
 @PIPELINES.register_module()
 class RandomCrop:
     "Crop image and label maps to `crop_size=(h, w)` at a random place; `cat_max_ratio` avoids one-class crops."
@@ -321,7 +321,7 @@ class RandomCrop:
         results['img_shape'] = (box[2], box[3], results['img'].shape[0])
         return results
 
-# %% ../nbs/03_data.ipynb #0ffa7e63
+# %% ../nbs/03_data.ipynb #4ee39a39
 @PIPELINES.register_module()
 class RandomFlip:
     "Flip image and label maps with probability `prob` (`flip_ratio` is the older name), unless `flip` is already set."
@@ -340,7 +340,7 @@ class RandomFlip:
             for key in results.get('seg_fields', []): results[key] = flip(results[key])
         return results
 
-# %% ../nbs/03_data.ipynb #82de83e6
+# %% ../nbs/03_data.ipynb #8e75cc60
 def pad_br(t, bottom, right, fill):
     "Pad a CHW or HW tensor at the bottom and right with `fill`."
     if bottom == 0 and right == 0: return t
@@ -363,7 +363,7 @@ class Pad:
         results.update(pad_shape=(ph, pw, results['img'].shape[0]), pad_fixed_size=self.size, pad_size_divisor=self.size_divisor)
         return results
 
-# %% ../nbs/03_data.ipynb #a80e0435
+# %% ../nbs/03_data.ipynb #a9b01484
 def _convert(img, alpha=1., beta=0.):
     "`img * alpha + beta` clipped to 0..255, back to uint8 (mmseg's `convert`)."
     return img.float().mul_(alpha).add_(beta).clamp_(0, 255).to(torch.uint8)
@@ -407,7 +407,7 @@ class PhotoMetricDistortion:
         results['img'] = img
         return results
 
-# %% ../nbs/03_data.ipynb #5141b957
+# %% ../nbs/03_data.ipynb #10688cd6
 @PIPELINES.register_module()
 class Normalize:
     "`(img - mean) / std` in float32; `to_rgb=True`: the model sees RGB (segnb decodes RGB), `False`: BGR as mmseg gives."
@@ -422,7 +422,7 @@ class Normalize:
         results['img_norm_cfg'] = dict(mean=list(self.mean), std=list(self.std), to_rgb=self.to_rgb)
         return results
 
-# %% ../nbs/03_data.ipynb #c5638e46
+# %% ../nbs/03_data.ipynb #2a6f646c
 @PIPELINES.register_module()
 class DefaultFormatBundle:
     "Image -> contiguous float32 `(C,H,W)`; each label map -> int64 `(1,H,W)`."
@@ -455,7 +455,7 @@ class Collect:
         for key in self.keys: data[key] = results[key]
         return data
 
-# %% ../nbs/03_data.ipynb #880b6d34
+# %% ../nbs/03_data.ipynb #a7af3684
 @PIPELINES.register_module()
 class MultiScaleFlipAug:
     "Run `transforms` for every scale and flip; return a dict of lists (one entry per augmentation)."
@@ -482,7 +482,7 @@ class MultiScaleFlipAug:
                     augs.append(self.transforms(dict(results, scale=scale, flip=flip, flip_direction=direction)))
         return {key: [a[key] for a in augs] for key in augs[0]}
 
-# %% ../nbs/03_data.ipynb #2c7205fb
+# %% ../nbs/03_data.ipynb #2be73e24
 @contextlib.contextmanager
 def forked_rng(seed):
     "Run a block with Python, numpy and torch RNGs seeded by `seed`, then restore their previous states."
@@ -499,7 +499,7 @@ def scan_files(folder, suffix):
         found += [osp.relpath(osp.join(dirpath, f), folder) for f in files if f.endswith(suffix)]
     return sorted(found)
 
-# %% ../nbs/03_data.ipynb #6d60c8fe
+# %% ../nbs/03_data.ipynb #5f75c651
 def _join_root(data_root, path):
     "`path` under `data_root` unless it is absolute or None (mmseg's rule)."
     return path if data_root is None or path is None or osp.isabs(path) else osp.join(data_root, path)
@@ -514,7 +514,7 @@ def _metrics_lib():
     from segnb import metrics
     return metrics
 
-# %% ../nbs/03_data.ipynb #0bdfc9e0
+# %% ../nbs/03_data.ipynb #4d104cc6
 @DATASETS.register_module()
 class CustomDataset(Dataset):
     "mmseg 0.x's dataset: `img_dir`/`ann_dir` (+ optional `split` file) under `data_root`, with `CLASSES` and `PALETTE`."
@@ -645,7 +645,7 @@ class CustomDataset(Dataset):
         if self.PALETTE is not None: return self.PALETTE
         return np.random.default_rng(len(class_names)).integers(0, 255, (len(class_names), 3)).tolist()
 
-# %% ../nbs/03_data.ipynb #9d38120a
+# %% ../nbs/03_data.ipynb #bad95d97
 @DATASETS.register_module()
 class ShapesDataset(CustomDataset):
     "The Shapes dataset; made under `data_root` on first use (`num_train`, `num_val`, `size`, `seed`)."
@@ -657,7 +657,7 @@ class ShapesDataset(CustomDataset):
         make_shapes(kwargs['data_root'], num_train=num_train, num_val=num_val, size=size, seed=seed)
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
 
-# %% ../nbs/03_data.ipynb #90c32467
+# %% ../nbs/03_data.ipynb #b592dc71
 VOC_PALETTE = [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128], [0, 128, 128],
                [128, 128, 128], [64, 0, 0], [192, 0, 0], [64, 128, 0], [192, 128, 0], [64, 0, 128], [192, 0, 128],
                [64, 128, 128], [192, 128, 128], [0, 64, 0], [128, 64, 0], [0, 192, 0], [128, 192, 0], [0, 64, 128]]
@@ -673,7 +673,7 @@ class PascalVOCDataset(CustomDataset):
         if split is None: raise SegnbError('PascalVOCDataset needs split (e.g. ImageSets/Segmentation/train.txt)')
         super().__init__(img_suffix='.jpg', seg_map_suffix='.png', split=split, **kwargs)
 
-# %% ../nbs/03_data.ipynb #55ce4e54
+# %% ../nbs/03_data.ipynb #65d30574
 @DATASETS.register_module()
 class CityscapesDataset(CustomDataset):
     "Cityscapes: `leftImg8bit/<split>/<city>/*_leftImg8bit.png`, `gtFine/<split>/<city>/*_gtFine_labelTrainIds.png`."
@@ -686,7 +686,7 @@ class CityscapesDataset(CustomDataset):
     def __init__(self, img_suffix='_leftImg8bit.png', seg_map_suffix='_gtFine_labelTrainIds.png', **kwargs):
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
 
-# %% ../nbs/03_data.ipynb #1ea222d1
+# %% ../nbs/03_data.ipynb #61a907d4
 @DATASETS.register_module()
 class ADE20KDataset(CustomDataset):
     "ADE20K (SceneParsing 150 classes): `images/*/*.jpg`, `annotations/*/*.png`; label 0 ('other') is ignored."
@@ -735,7 +735,7 @@ class ADE20KDataset(CustomDataset):
     def __init__(self, **kwargs):
         super().__init__(img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=True, **kwargs)
 
-# %% ../nbs/03_data.ipynb #73bc68f3
+# %% ../nbs/03_data.ipynb #f0cf0b5b
 def _split_index(idx):
     "`(index, sample_seed)` from an int or a pair."
     return idx if isinstance(idx, (tuple, list)) else (idx, None)
@@ -796,7 +796,7 @@ class RepeatDataset(Dataset):
         idx, seed = _split_index(idx)
         return self.dataset[_with_seed(idx % len(self.dataset), seed)]
 
-# %% ../nbs/03_data.ipynb #7814add8
+# %% ../nbs/03_data.ipynb #cb2c6e11
 def build_dataset(cfg, default_args=None):
     "Build a dataset from a config dict (or a list of them: concatenated; `RepeatDataset` wraps its `dataset`)."
     if isinstance(cfg, (list, tuple)): return ConcatDataset([build_dataset(c, default_args) for c in cfg])
@@ -805,7 +805,7 @@ def build_dataset(cfg, default_args=None):
         return ConcatDataset([build_dataset(c, default_args) for c in cfg['datasets']], cfg.get('separate_eval', True))
     return build_from_cfg(cfg, DATASETS, default_args)
 
-# %% ../nbs/03_data.ipynb #bb009e7e
+# %% ../nbs/03_data.ipynb #0c01b12e
 def sample_seed(seed, epoch, position):
     "A 32-bit seed for the sample at `position` of `epoch` (same on every rank and worker)."
     return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
@@ -845,7 +845,7 @@ class SeededSampler(Sampler):
         total = math.ceil(self.n / self.world_size) * self.world_size if self.pad else self.n
         return max(len(range(self.rank, total, self.world_size)) - self.start, 0)
 
-# %% ../nbs/03_data.ipynb #9b0b6e53
+# %% ../nbs/03_data.ipynb #591e4ccf
 def _stack(tensors, pad_val):
     "Stack tensors, padding bottom/right with `pad_val` to the largest spatial size."
     h, w = max(t.shape[-2] for t in tensors), max(t.shape[-1] for t in tensors)
@@ -865,7 +865,7 @@ def collate(samples):
         else: batch[key] = _collate_key(key, values)
     return batch
 
-# %% ../nbs/03_data.ipynb #e3058892
+# %% ../nbs/03_data.ipynb #7c68d707
 def worker_init_fn(worker_id, num_workers, rank, seed):
     "Seed Python, numpy and torch in a worker from `(seed, rank, worker_id)` (mmseg's formula)."
     worker_seed = num_workers * rank + worker_id + seed
@@ -884,7 +884,7 @@ def build_dataloader(dataset, samples_per_gpu, workers_per_gpu, num_gpus=1, dist
                       pin_memory=pin_memory, drop_last=drop_last, worker_init_fn=init_fn,
                       persistent_workers=persistent_workers and num_workers > 0, **kwargs)
 
-# %% ../nbs/03_data.ipynb #091c16cd
+# %% ../nbs/03_data.ipynb #bed7709d
 def colorize(seg, palette, ignore_index=255):
     "An `(H,W)` label map -> `(H,W,3)` uint8 RGB numpy image; ignored pixels black."
     seg = torch.as_tensor(np.asarray(seg)).long()
@@ -920,7 +920,7 @@ def show_samples(dataset, n=4, opacity=0.5, ncols=4, figsize=3):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_data.ipynb #e8ad014d
+# %% ../nbs/03_data.ipynb #c62d6c05
 def train_pipeline_cfg(crop_size=(512, 512), img_scale=(2048, 512)):
     "mmseg's standard training pipeline (as in its `_base_/datasets` configs)."
     norm = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)

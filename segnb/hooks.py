@@ -12,7 +12,7 @@ __all__ = ['STAGES', 'PolyLrUpdaterHook', 'StepLrUpdaterHook', 'CosineAnnealingL
            'multi_gpu_test', 'infer_rule', 'EvalHook', 'DistEvalHook', 'data_sampler', 'DistSamplerSeedHook',
            'EmptyCacheHook', 'ProgressBarHook', 'EMAHook']
 
-# %% ../nbs/07_hooks.ipynb #5c88cdc2
+# %% ../nbs/07_hooks.ipynb #205b0dd0
 import contextlib, datetime, enum, json, logging, math, os, os.path as osp, random, re, sys, time
 from collections import OrderedDict
 import numpy as np
@@ -20,10 +20,11 @@ import torch
 import torch.distributed as dist
 from .cli import SegnbError
 from .registry import HOOKS, build_from_cfg
-from .dist import get_dist_info, all_reduce_sum, any_across_ranks, all_gather_object, comm_device, unwrap_model
+from .dist import (get_dist_info, all_reduce_sum, any_across_ranks, all_gather_object, comm_device, unwrap_model,
+                        show_progress)
 from .optim import LR_POLICIES, LrSchedule, build_lr_policy, policy_class_name, warmup_lr
 
-# %% ../nbs/07_hooks.ipynb #1f5b9c4a
+# %% ../nbs/07_hooks.ipynb #3ffbf7a0
 class Priority(enum.Enum):
     "Hook priority levels: a smaller value runs first."
     HIGHEST = 0
@@ -45,7 +46,7 @@ def get_priority(priority):
     if isinstance(priority, str) and priority.upper() in Priority.__members__: return Priority[priority.upper()].value
     raise SegnbError(f'unknown hook priority {priority!r}; use an int in 0..100 or one of {", ".join(Priority.__members__)}')
 
-# %% ../nbs/07_hooks.ipynb #134fd40f
+# %% ../nbs/07_hooks.ipynb #4cab1c1d
 class Hook:
     "Base class: one no-op method per Runner stage; mode-specific stages default to the generic ones."
     priority = Priority.NORMAL.value
@@ -85,7 +86,7 @@ class Hook:
     @staticmethod
     def is_last_iter(runner): return runner.iter + 1 == runner.max_iters
 
-# %% ../nbs/07_hooks.ipynb #dfde9378
+# %% ../nbs/07_hooks.ipynb #d91dde91
 STAGES = ('before_run', 'before_train_epoch', 'before_train_iter', 'after_train_iter', 'after_train_epoch',
           'before_val_epoch', 'before_val_iter', 'after_val_iter', 'after_val_epoch', 'after_run')
 
@@ -93,7 +94,7 @@ def build_hook(cfg, default_args=None):
     "Build a hook from a config dict (`type` a name in `HOOKS`)."
     return build_from_cfg(cfg, HOOKS, default_args)
 
-# %% ../nbs/07_hooks.ipynb #3fbd2d20
+# %% ../nbs/07_hooks.ipynb #fa2cc693
 def to_device(batch, device):
     "Move every tensor in a nested dict/list/tuple to `device` (non-blocking); other values are kept."
     if isinstance(batch, torch.Tensor): return batch.to(device, non_blocking=True)
@@ -115,7 +116,7 @@ def rng_preserved():
         try: yield
         finally: random.setstate(py); np.random.set_state(npy)
 
-# %% ../nbs/07_hooks.ipynb #919b20ee
+# %% ../nbs/07_hooks.ipynb #be60530a
 class LogBuffer:
     "Per-iteration values (detached tensors or floats) with sample counts; averaged only at log time."
     def __init__(self):
@@ -154,7 +155,7 @@ class LogBuffer:
     def clear_output(self):
         self.output, self.ready, self.mode = OrderedDict(), False, 'train'
 
-# %% ../nbs/07_hooks.ipynb #dec38b44
+# %% ../nbs/07_hooks.ipynb #8ec25082
 class NonFiniteLossError(SegnbError):
     "The loss became NaN or infinite."
 
@@ -174,7 +175,7 @@ def anomalous_parameters(loss, model):
         stack.extend(f for f, _ in fn.next_functions)
     return [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in in_graph]
 
-# %% ../nbs/07_hooks.ipynb #c99ba566
+# %% ../nbs/07_hooks.ipynb #aa732436
 @HOOKS.register_module()
 class OptimizerHook(Hook):
     "zero_grad, backward, optional gradient clipping, step; a GradScaler when the runner's `amp` is 'fp16'."
@@ -242,7 +243,7 @@ class OptimizerHook(Hook):
     def load_state_dict(self, state):
         self._scaler_state, self.skipped = state.get('scaler') or None, state.get('skipped', 0)
 
-# %% ../nbs/07_hooks.ipynb #ed1b4ede
+# %% ../nbs/07_hooks.ipynb #9b2551d5
 @HOOKS.register_module()
 class Fp16OptimizerHook(OptimizerHook):
     "mmseg's `fp16=dict(loss_scale=...)`: an OptimizerHook that switches the runner to fp16 autocast."
@@ -277,7 +278,7 @@ class GradientCumulativeOptimizerHook(OptimizerHook):
         self.backward_and_step(runner, runner.outputs['loss'] / factor, step=step)
         if step: runner.optimizer.zero_grad()
 
-# %% ../nbs/07_hooks.ipynb #32116172
+# %% ../nbs/07_hooks.ipynb #a7220966
 def lr_hook_type(policy):
     "mmcv's rule: a lower-case policy name is title-cased; then 'LrUpdaterHook' is appended."
     if not isinstance(policy, str) or policy_class_name(policy) not in LR_POLICIES:
@@ -325,7 +326,7 @@ class LrUpdaterHook(Hook):
         elif self.warmup is not None and cur <= self.warmup_iters:
             self.set_lr(runner, self.regular_lr if cur == self.warmup_iters else self.get_warmup_lr(cur))
 
-# %% ../nbs/07_hooks.ipynb #020c8226
+# %% ../nbs/07_hooks.ipynb #7f313011
 def lr_updater_hook(policy_name):
     "The registered `<policy>LrUpdaterHook` class for a policy of `segnb.optim.LR_POLICIES`."
     name = policy_name + 'LrUpdaterHook'
@@ -340,7 +341,7 @@ CosineAnnealingLrUpdaterHook = lr_updater_hook('CosineAnnealing')
 FixedLrUpdaterHook = lr_updater_hook('Fixed')
 for _policy in LR_POLICIES.module_dict: lr_updater_hook(_policy)
 
-# %% ../nbs/07_hooks.ipynb #44525f8d
+# %% ../nbs/07_hooks.ipynb #f2e79d84
 def checkpoint_number(filename, tmpl):
     "N when `filename` matches `tmpl` (e.g. 'iter_{}.pth'), else None."
     m = re.fullmatch(re.escape(tmpl).replace(r'\{\}', r'(\d+)'), filename)
@@ -392,7 +393,7 @@ class CheckpointHook(Hook):
             path = osp.join(self.out_dir, f)
             if osp.realpath(path) not in spared: os.remove(path)
 
-# %% ../nbs/07_hooks.ipynb #c1e6615c
+# %% ../nbs/07_hooks.ipynb #038260e2
 @HOOKS.register_module()
 class IterTimerHook(Hook):
     "Log `data_time` and `time` per iteration (host clock, no device sync)."
@@ -402,7 +403,7 @@ class IterTimerHook(Hook):
         runner.log_buffer.update({'time': time.perf_counter() - self.t})
         self.t = time.perf_counter()
 
-# %% ../nbs/07_hooks.ipynb #66bfd6cc
+# %% ../nbs/07_hooks.ipynb #b76b9ac0
 class LoggerHook(Hook):
     "Average the log buffer every `interval` iterations and hand the result to `log` (subclasses)."
     def __init__(self, interval=10, ignore_last=True, reset_flag=False, by_epoch=True):
@@ -441,7 +442,7 @@ class LoggerHook(Hook):
     def get_iter(self, runner, inner_iter=False):
         return runner.inner_iter + 1 if self.by_epoch and inner_iter else runner.iter + 1
 
-# %% ../nbs/07_hooks.ipynb #b0579498
+# %% ../nbs/07_hooks.ipynb #94ae3998
 def round_floats(x, ndigits=5):
     "Round floats (also inside lists/dicts) for the JSON log, as mmcv does."
     if isinstance(x, float): return round(x, ndigits)
@@ -502,7 +503,7 @@ class TextLoggerHook(LoggerHook):
         runner.logger.info(self.text_line(rec, runner))
         self.dump(rec, runner)
 
-# %% ../nbs/07_hooks.ipynb #1ee75ac5
+# %% ../nbs/07_hooks.ipynb #f377b317
 @HOOKS.register_module()
 class TensorboardLoggerHook(LoggerHook):
     "Write the averaged values to TensorBoard (needs the `tensorboard` package)."
@@ -526,10 +527,10 @@ class TensorboardLoggerHook(LoggerHook):
     def after_run(self, runner):
         if self.writer is not None: self.writer.close()
 
-# %% ../nbs/07_hooks.ipynb #8fee20dc
+# %% ../nbs/07_hooks.ipynb #2a0a5fc7
 def _progress_bar(total):
     from tqdm.auto import tqdm
-    return tqdm(total=total, disable=get_dist_info()[0] != 0 or not sys.stderr.isatty(), leave=False)
+    return tqdm(total=total, disable=not show_progress(), leave=False)
 
 def _batch_indices(data_loader):
     "The dataset indices of each batch (samplers may yield `(index, seed)` pairs)."
@@ -566,7 +567,7 @@ def multi_gpu_test(model, data_loader, pre_eval=True):
     parts = all_gather_object(list(zip(indices, results)))
     return [r for _, r in sorted((p for part in parts for p in part), key=lambda p: p[0])]
 
-# %% ../nbs/07_hooks.ipynb #53c24169
+# %% ../nbs/07_hooks.ipynb #225d49de
 GREATER_KEYS = ['acc', 'top', 'AR@', 'auc', 'precision', 'mAP', 'mDice', 'mIoU', 'mAcc', 'aAcc', 'mFscore']
 LESS_KEYS = ['loss']
 
@@ -645,7 +646,7 @@ class EvalHook(Hook):
 
     def after_run(self, runner): self.delete_stale_best(runner)
 
-# %% ../nbs/07_hooks.ipynb #4bd54fab
+# %% ../nbs/07_hooks.ipynb #9b4df9be
 @HOOKS.register_module()
 class DistEvalHook(EvalHook):
     "EvalHook for several processes: each tests its share, the areas are summed over processes (pre_eval only)."
@@ -661,7 +662,7 @@ class DistEvalHook(EvalHook):
                     dist.broadcast(m.running_var, 0); dist.broadcast(m.running_mean, 0)
         return multi_gpu_test(runner.model, self.dataloader, pre_eval=True)
 
-# %% ../nbs/07_hooks.ipynb #394ba0a5
+# %% ../nbs/07_hooks.ipynb #a01d39be
 def data_sampler(data_loader):
     "The sampler that decides the order: `batch_sampler.sampler` when there is one, else `sampler`."
     bs = getattr(data_loader, 'batch_sampler', None)
@@ -695,7 +696,7 @@ class ProgressBarHook(Hook):
     def __init__(self, force=False): self.force, self.bar, self._shown = force, None, None
     def before_run(self, runner):
         from tqdm.auto import tqdm
-        on = runner.rank == 0 and (self.force or sys.stderr.isatty())
+        on = runner.rank == 0 and (self.force or show_progress())
         self.bar = tqdm(total=runner.max_iters, initial=runner.iter, disable=not on, dynamic_ncols=True)
     def after_train_iter(self, runner):
         self.bar.update(1)
@@ -703,7 +704,7 @@ class ProgressBarHook(Hook):
         if out is not self._shown and 'loss' in out: self.bar.set_postfix(loss=f'{out["loss"]:.4f}'); self._shown = out
     def after_run(self, runner): self.bar.close()
 
-# %% ../nbs/07_hooks.ipynb #4397d910
+# %% ../nbs/07_hooks.ipynb #eaef4c61
 @HOOKS.register_module()
 class EMAHook(Hook):
     "mmcv's EMAHook: `ema = (1 - m) * ema + m * param` every `interval` iterations, warm-up on `m`."

@@ -7,15 +7,16 @@ __all__ = ['load_json_log', 'latest_json_log', 'plot_curves', 'save_curves', 'pl
            'inference_segmentor', 'predict', 'widgets_available', 'sample_view', 'draw_sample', 'dataset_browser',
            'draw_prediction', 'prediction_browser', 'config_rows', 'config_explorer']
 
-# %% ../nbs/14_plot.ipynb #4f0247d8
+# %% ../nbs/14_plot.ipynb #d4c5477d
 import argparse, glob, json, logging, os, os.path as osp
 import numpy as np
 import torch
 from .cli import ArgumentParser, SegnbError, report_errors
 from .config import Config, flatten, key_sources
 from .data import Compose, collate, colorize, overlay
+from .dist import in_jupyter_kernel
 
-# %% ../nbs/14_plot.ipynb #96c89368
+# %% ../nbs/14_plot.ipynb #1db468d0
 def load_json_log(path):
     "`{mode: {key: [values]}}` from a `.log.json` file (one JSON object a line); lines without a mode are skipped."
     if not osp.isfile(path): raise SegnbError(f'no such JSON log: {path}')
@@ -33,7 +34,7 @@ def load_json_log(path):
         log[mode] = {k: [r.get(k, float('nan')) for r in mine] for k in keys}
     return log
 
-# %% ../nbs/14_plot.ipynb #8d7f0bde
+# %% ../nbs/14_plot.ipynb #8122ff1c
 def latest_json_log(work_dir):
     "The newest `*.log.json` in `work_dir` (by the timestamp in its name)."
     if not osp.isdir(work_dir): raise SegnbError(f'work_dir not found: {work_dir}')
@@ -48,7 +49,7 @@ def _find_key(log, key, source):
     known = sorted({k for cols in log.values() for k in cols})
     raise SegnbError(f'key {key!r} is not in {source}; it has: {", ".join(known)}')
 
-# %% ../nbs/14_plot.ipynb #fa356ef2
+# %% ../nbs/14_plot.ipynb #dfaedf1e
 def plot_curves(src, keys=('loss',), axes=None, figsize=(4, 3)):
     "One curve per key (e.g. 'loss', 'mIoU') from a work_dir's newest JSON log or a `.log.json` path; returns the figure."
     import matplotlib.pyplot as plt
@@ -64,7 +65,7 @@ def plot_curves(src, keys=('loss',), axes=None, figsize=(4, 3)):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/14_plot.ipynb #9dd18198
+# %% ../nbs/14_plot.ipynb #55b326dd
 def save_curves(work_dir, keys=('loss', 'mIoU'), out=None):
     "Write `<out>/<key>.png` (out defaults to `work_dir`) for each key of the newest JSON log; returns the paths."
     import matplotlib.pyplot as plt
@@ -95,7 +96,7 @@ def main(argv=None):
     for p in paths: print(p)
     return paths
 
-# %% ../nbs/14_plot.ipynb #6161e182
+# %% ../nbs/14_plot.ipynb #6e32e035
 def init_segmentor(config, checkpoint=None, device='cpu'):
     "A model in eval mode from a config (path or `Config`) and optional checkpoint; `model.cfg` keeps the config."
     from segnb.models import build_segmentor
@@ -132,17 +133,14 @@ def predict(model, dataset, idx):
     device = next(model.parameters()).device
     return model.eval().forward_test([i.to(device) for i in batch['img']], batch['img_metas'])[0]
 
-# %% ../nbs/14_plot.ipynb #8b22c78c
+# %% ../nbs/14_plot.ipynb #7bcd591c
 def widgets_available():
     "True when ipywidgets is importable and we run inside a Jupyter kernel (`SEGNB_WIDGETS=0/1` overrides)."
     forced = os.environ.get('SEGNB_WIDGETS', '')
     if forced in ('0', '1'): return forced == '1'
-    try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
+    try: import ipywidgets  # noqa: F401
     except ImportError: return False
-    shell = get_ipython()
-    return shell is not None and 'IPKernelApp' in getattr(shell, 'config', {})
+    return in_jupyter_kernel()
 
 def _static(fig):
     "Lay out `fig` and take it off pyplot's list, so that a notebook shows it once (as the cell's value)."
@@ -155,7 +153,7 @@ def _interactive(interactive):
     "`interactive` if given, else `widgets_available()`."
     return widgets_available() if interactive is None else interactive
 
-# %% ../nbs/14_plot.ipynb #e8e6f44e
+# %% ../nbs/14_plot.ipynb #fdaa10f9
 def _denormalize(img, norm_cfg):
     "A normalised float `(3,H,W)` tensor back to HWC uint8 RGB."
     mean, std = torch.tensor(norm_cfg['mean']).view(-1, 1, 1), torch.tensor(norm_cfg['std']).view(-1, 1, 1)
@@ -179,7 +177,7 @@ def draw_sample(ax, dataset, idx, show_mask=True, transformed=False, seed=0):
     ax.imshow(overlay(img, seg, dataset.PALETTE) if show_mask and seg is not None else img)
     ax.set_title(f"{idx}: {osp.basename(dataset.img_infos[idx]['filename'])}" + (' (transformed)' if transformed else ''), fontsize=8)
 
-# %% ../nbs/14_plot.ipynb #f0cd87b4
+# %% ../nbs/14_plot.ipynb #2bf04f6a
 def dataset_browser(dataset, interactive=None, n=4):
     "Browse `dataset`: widgets (sample slider, mask and transforms toggles) or a static figure of `n` samples."
     import matplotlib.pyplot as plt
@@ -213,7 +211,7 @@ def _figure_widget(controls, draw, figsize=(4, 4), ncols=1):
     redraw()
     return box
 
-# %% ../nbs/14_plot.ipynb #0feabe53
+# %% ../nbs/14_plot.ipynb #0e7ed484
 def draw_prediction(axes, model, dataset, idx, cache=None):
     "Image / ground truth / prediction of sample `idx` on three axes."
     cache = {} if cache is None else cache
@@ -236,7 +234,7 @@ def prediction_browser(model, dataset, interactive=None, n=3):
     idx = W.IntSlider(0, 0, len(dataset) - 1, description='sample')
     return _figure_widget([idx], lambda axes: draw_prediction(axes, model, dataset, idx.value, cache), (9, 3.2), 3)
 
-# %% ../nbs/14_plot.ipynb #019ced8a
+# %% ../nbs/14_plot.ipynb #10a3dd92
 def config_rows(filename):
     "(key, value, source file relative to the config's folder tree) for every flattened key of a config file."
     cfg, sources = Config.fromfile(filename), key_sources(filename)
@@ -284,6 +282,6 @@ def _config_figure(rows, colours, title):
     ax.set_title(f'{title}: {len(rows)} keys and the file each came from', fontsize=9)
     return fig
 
-# %% ../nbs/14_plot.ipynb #c2505cff
+# %% ../nbs/14_plot.ipynb #49b0a768
 if __name__ == '__main__' and 'get_ipython' not in globals():
     main()
