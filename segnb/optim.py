@@ -10,7 +10,7 @@ __all__ = ['TORCH_OPTIMIZERS', 'PARAMWISE_KEYS', 'CUSTOM_KEY_KEYS', 'NORM_LAYERS
            'FlatCosineAnnealing', 'CosineRestart', 'anneal_function', 'Cyclic', 'OneCycle', 'warmup_lr', 'LrSchedule',
            'policy_class_name', 'build_lr_policy', 'build_lr_schedule', 'lr_schedule', 'plot_lr_schedules']
 
-# %% ../nbs/06_optim.ipynb #3ed86dbe
+# %% ../nbs/06_optim.ipynb #3a513ae5
 import inspect, logging, math
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from .registry import OPTIMIZERS, OPTIMIZER_BUILDERS, Registry, build_from_cfg
 
 _logger = logging.getLogger('segnb')
 
-# %% ../nbs/06_optim.ipynb #e9621b2f
+# %% ../nbs/06_optim.ipynb #55d3d846
 def register_torch_optimizers():
     "Register every `torch.optim` optimizer class in `OPTIMIZERS`; return their names."
     names = []
@@ -32,13 +32,13 @@ def register_torch_optimizers():
 
 TORCH_OPTIMIZERS = register_torch_optimizers()
 
-# %% ../nbs/06_optim.ipynb #7460af8b
+# %% ../nbs/06_optim.ipynb #5db9fb85
 PARAMWISE_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult',
                   'dcn_offset_lr_mult', 'bypass_duplicate')
 CUSTOM_KEY_KEYS = ('lr_mult', 'decay_mult')
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm)
 
-# %% ../nbs/06_optim.ipynb #6a17e8c2
+# %% ../nbs/06_optim.ipynb #e76b4bcf
 def sorted_custom_keys(custom_keys):
     "The order in which mmcv tries `custom_keys`: longest first, ties alphabetical."
     return sorted(sorted(custom_keys), key=len, reverse=True)
@@ -47,7 +47,7 @@ def is_depthwise_conv(module):
     "True for a `Conv2d` whose `groups` equals its `in_channels`, as mmcv defines it."
     return isinstance(module, nn.Conv2d) and module.in_channels == module.groups
 
-# %% ../nbs/06_optim.ipynb #010ffae6
+# %% ../nbs/06_optim.ipynb #eafc176a
 def check_paramwise_cfg(paramwise_cfg, base_lr, base_wd):
     "Raise a one-line `SegnbError` for an unknown key or a multiplier that needs a missing `lr`/`weight_decay`."
     if not isinstance(paramwise_cfg, dict):
@@ -64,7 +64,7 @@ def check_paramwise_cfg(paramwise_cfg, base_lr, base_wd):
     if decays and base_wd is None: raise SegnbError(f'optimizer.paramwise_cfg.{decays[0]} is set but optimizer.weight_decay is not')
     if base_lr is None: raise SegnbError('optimizer.lr must be set when optimizer.paramwise_cfg is used')
 
-# %% ../nbs/06_optim.ipynb #863a318f
+# %% ../nbs/06_optim.ipynb #45c3924f
 def param_group_options(name, prefix, module, cfg, base_lr, base_wd, is_dcn_module=False):
     "The `lr`/`weight_decay` entries of the group of parameter `name` of `module` (named `prefix`), as mmcv sets them."
     custom = cfg.get('custom_keys', {})
@@ -84,7 +84,7 @@ def param_group_options(name, prefix, module, cfg, base_lr, base_wd, is_dcn_modu
     elif name == 'bias' and not is_dcn_module: opts['weight_decay'] = base_wd * cfg.get('bias_decay_mult', 1.)
     return opts
 
-# %% ../nbs/06_optim.ipynb #8cd47774
+# %% ../nbs/06_optim.ipynb #a231eacb
 @OPTIMIZER_BUILDERS.register_module()
 class DefaultOptimizerConstructor:
     "mmcv 1.x's optimizer constructor: `optimizer_cfg` plus `paramwise_cfg` rules -> an optimizer for a model."
@@ -117,7 +117,7 @@ class DefaultOptimizerConstructor:
             self.add_params(cfg['params'], model)
         return build_from_cfg(cfg, OPTIMIZERS)
 
-# %% ../nbs/06_optim.ipynb #64aefdc2
+# %% ../nbs/06_optim.ipynb #4aeff9fd
 def build_optimizer(model, cfg):
     "Build a `torch.optim` optimizer for `model` from an mmcv-style `optimizer` config dict."
     if not isinstance(cfg, dict): raise SegnbError(f'optimizer must be a dict, but got {type(cfg).__name__}: {cfg!r}')
@@ -126,9 +126,11 @@ def build_optimizer(model, cfg):
     paramwise_cfg = cfg.pop('paramwise_cfg', None)
     build = OPTIMIZER_BUILDERS.build(dict(type=constructor, optimizer_cfg=cfg, paramwise_cfg=paramwise_cfg))
     try: return build(model)
-    except (ValueError, TypeError) as e: raise SegnbError(f'optimizer ({cfg.get("type")}): {e}') from None
+    except (ValueError, TypeError) as e:
+        settings = ', '.join(f'{k}={v!r}' for k, v in cfg.items() if k != 'type')
+        raise SegnbError(f'optimizer {cfg.get("type")}({settings}): {e}') from None
 
-# %% ../nbs/06_optim.ipynb #9970032e
+# %% ../nbs/06_optim.ipynb #329b85fb
 LR_POLICIES = Registry('lr policies')
 
 def annealing_cos(start, end, factor, weight=1.):
@@ -148,7 +150,7 @@ def check_one_of(policy, min_lr, min_lr_ratio):
     if (min_lr is None) == (min_lr_ratio is None):
         raise SegnbError(f'lr_config: policy {policy!r} needs exactly one of min_lr and min_lr_ratio')
 
-# %% ../nbs/06_optim.ipynb #21fe8e16
+# %% ../nbs/06_optim.ipynb #19e4a3b5
 @LR_POLICIES.register_module()
 class Fixed:
     "The lr stays at its initial value."
@@ -174,7 +176,7 @@ class Step:
         lr = base_lr * self.gamma ** exp
         return lr if self.min_lr is None else max(lr, self.min_lr)
 
-# %% ../nbs/06_optim.ipynb #26dd0444
+# %% ../nbs/06_optim.ipynb #8fde2129
 @LR_POLICIES.register_module()
 class Exp:
     "`base_lr * gamma**progress`."
@@ -205,7 +207,7 @@ class LinearAnnealing:
     def get_lr(self, progress, max_progress, base_lr):
         return annealing_linear(base_lr, target_lr(base_lr, self.min_lr, self.min_lr_ratio), progress / max_progress)
 
-# %% ../nbs/06_optim.ipynb #de0c176a
+# %% ../nbs/06_optim.ipynb #6c8d29da
 @LR_POLICIES.register_module()
 class FlatCosineAnnealing:
     "Flat at `base_lr` for the first `start_percent` of training, then cosine annealing to the target."
@@ -238,7 +240,7 @@ class CosineRestart:
         end = target_lr(base_lr, self.min_lr, self.min_lr_ratio)
         return annealing_cos(base_lr, end, alpha, self.restart_weights[idx])
 
-# %% ../nbs/06_optim.ipynb #5bff7814
+# %% ../nbs/06_optim.ipynb #51570fcd
 def anneal_function(anneal_strategy):
     "`annealing_cos` for `'cos'`, `annealing_linear` for `'linear'`."
     if anneal_strategy not in ('cos', 'linear'):
@@ -266,7 +268,7 @@ class Cyclic:
         if it < up: return self.anneal(base_lr, base_lr * (1 - scale + high * scale), it / up)
         return self.anneal(base_lr * (1 - scale + high * scale), base_lr * low, (it - up) / (per_cycle - up))
 
-# %% ../nbs/06_optim.ipynb #bdb5b138
+# %% ../nbs/06_optim.ipynb #c180d550
 @LR_POLICIES.register_module()
 class OneCycle:
     "The 1cycle policy: `max_lr / div_factor` up to `max_lr`, then down to `max_lr / div_factor / final_div_factor`."
@@ -292,7 +294,7 @@ class OneCycle:
             if progress <= end: return self.anneal(initial * a, initial * b, (progress - start) / (end - start))
             start = end
 
-# %% ../nbs/06_optim.ipynb #4c21dd25
+# %% ../nbs/06_optim.ipynb #8246ee62
 WARMUPS = ('constant', 'linear', 'exp')
 
 def warmup_lr(cur_iter, regular_lr, warmup, warmup_iters, warmup_ratio):
@@ -302,7 +304,7 @@ def warmup_lr(cur_iter, regular_lr, warmup, warmup_iters, warmup_ratio):
     if warmup == 'exp': return regular_lr * warmup_ratio ** (1 - cur_iter / warmup_iters)
     raise SegnbError(f'lr_config.warmup must be one of {", ".join(WARMUPS)} or None, but got {warmup!r}')
 
-# %% ../nbs/06_optim.ipynb #3d9a717e
+# %% ../nbs/06_optim.ipynb #0aa28472
 class LrSchedule:
     "An LR policy with mmcv's `by_epoch` and warmup settings: the lr of any iteration."
     def __init__(self, policy, by_epoch=None, warmup=None, warmup_iters=0, warmup_ratio=0.1, warmup_by_epoch=False):
@@ -333,7 +335,7 @@ class LrSchedule:
         if self.warmup is None or cur_iter >= self.warmup_length(epoch_len): return regular
         return warmup_lr(cur_iter, regular, self.warmup, self.warmup_length(epoch_len), self.warmup_ratio)
 
-# %% ../nbs/06_optim.ipynb #f78787ab
+# %% ../nbs/06_optim.ipynb #6dce66bc
 SCHEDULE_KEYS = ('by_epoch', 'warmup', 'warmup_iters', 'warmup_ratio', 'warmup_by_epoch')
 
 def policy_class_name(policy):
@@ -352,7 +354,7 @@ def build_lr_schedule(lr_config):
     "An `LrSchedule` from an mmcv `lr_config` such as `dict(policy='poly', power=0.9, by_epoch=False)`."
     return LrSchedule(build_lr_policy(lr_config), **{k: lr_config[k] for k in SCHEDULE_KEYS if k in lr_config})
 
-# %% ../nbs/06_optim.ipynb #c5b198fe
+# %% ../nbs/06_optim.ipynb #cebe8937
 def lr_schedule(lr_config, base_lr, max_iters, epoch_len=None):
     "The lr of each of `max_iters` iterations under `lr_config`, as mmcv's runner and LrUpdaterHook set them."
     sched = build_lr_schedule(lr_config)
@@ -363,7 +365,7 @@ def lr_schedule(lr_config, base_lr, max_iters, epoch_len=None):
     return [sched.lr(base_lr, i, max_iters, i // epoch_len if epoch_len else 0, max_epochs, epoch_len)
             for i in range(max_iters)]
 
-# %% ../nbs/06_optim.ipynb #2e6959e6
+# %% ../nbs/06_optim.ipynb #20777f20
 def plot_lr_schedules(lr_configs, base_lr=0.01, max_iters=200, epoch_len=None, ncols=3, figsize_per=(4, 2.6)):
     "Plot the lr of every iteration for each `lr_config` (a dict of title -> config); return the figure."
     import matplotlib.pyplot as plt

@@ -160,8 +160,7 @@ CASES = [
 ]
 assert len({c.id for c in CASES}) == len(CASES) and SUB <= {c.id for c in CASES}
 # known gaps in modules outside the reliability work: each must fail until its module is fixed (strict xfail)
-XFAIL = {'wrong-type-lr': 'segnb.optim.build_optimizer turns ValueError into SegnbError, not the TypeError '
-                          'torch raises for lr="abc"'}
+XFAIL = {}
 
 def params(cases):
     return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=XFAIL[c.id])] if c.id in XFAIL else [])

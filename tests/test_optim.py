@@ -1,5 +1,5 @@
 """segnb.optim against values recorded from mmcv 1.7.2 (tests/fixtures/gen_optim_mmcv.py writes them; it needs mmcv)."""
-import json, math
+import json, logging, math
 from pathlib import Path
 import pytest, torch
 from torch import nn
@@ -127,6 +127,10 @@ def test_lr_config_errors_are_one_line(cfg, contains):
 
 def test_bypass_duplicate_logs_a_warning(caplog):
     model = Net()
-    with caplog.at_level('WARNING', logger='segnb'):
-        build_optimizer(model, dict(type='SGD', lr=0.1, paramwise_cfg=dict(bypass_duplicate=True)))
+    logger = logging.getLogger('segnb')  # segnb's logger does not propagate once a run configured it: listen on it
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level('WARNING', logger='segnb'):
+            build_optimizer(model, dict(type='SGD', lr=0.1, paramwise_cfg=dict(bypass_duplicate=True)))
+    finally: logger.removeHandler(caplog.handler)
     assert any('neck_b.0 is duplicate' in r.getMessage() for r in caplog.records)

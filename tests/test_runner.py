@@ -207,7 +207,7 @@ def test_nonfinite_skip(tmp_path):
 def test_lr_config_errors_name_the_key(tmp_path):
     r = make_runner(str(tmp_path))
     with pytest.raises(SegnbError, match='policy'): r.register_training_hooks(dict(power=0.9))
-    with pytest.raises(SegnbError, match='Sqrt'): r.register_training_hooks(dict(policy='sqrt'))
+    with pytest.raises(SegnbError, match="lr_config.policy='sqrt'"): r.register_training_hooks(dict(policy='sqrt'))
 
 
 def test_lr_through_runner_step_policy(tmp_path):
