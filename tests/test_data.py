@@ -6,7 +6,7 @@ from PIL import Image
 import segnb.data as D
 from segnb.data import build_dataset, build_dataloader, save_label_png
 
-FIXTURES = osp.join(osp.dirname(__file__), 'fixtures', 'mmseg_datasets')
+FIXTURES = osp.join(osp.dirname(__file__), 'fixtures', 'configs', '_base_', 'datasets')  # mmseg 0.30's own dataset configs
 pytestmark = pytest.mark.filterwarnings('ignore:The image decoding and encoding capabilities of TorchVision')
 
 
