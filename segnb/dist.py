@@ -8,9 +8,9 @@ __all__ = ['logger', 'LAUNCHERS', 'DEFAULT_PORT', 'get_dist_info', 'is_main_proc
            'pick_backend', 'as_timedelta', 'set_cuda_device', 'attempt_store', 'init_dist', 'destroy_dist',
            'comm_device', 'all_reduce_mean_dict', 'broadcast_object', 'all_gather_object', 'any_across_ranks',
            'sync_random_seed', 'SegDistributedDataParallel', 'wrap_model', 'unwrap_model', 'revert_sync_batchnorm',
-           'convert_sync_bn', 'launch_local', 'segnb_git_hash', 'collect_env', 'format_env']
+           'convert_sync_bn', 'launch_local', 'segnb_git_hash', 'segnb_version', 'collect_env', 'format_env']
 
-# %% ../nbs/09_dist.ipynb #700d854e
+# %% ../nbs/09_dist.ipynb #9a66659b
 import datetime, functools, logging, os, re, shutil, socket, subprocess, sys, tempfile, zlib
 import numpy as np
 import torch
@@ -21,18 +21,18 @@ from .cli import SegnbError
 
 logger = logging.getLogger('segnb')
 
-# %% ../nbs/09_dist.ipynb #a9178fe5
+# %% ../nbs/09_dist.ipynb #7bcea5bd
 def get_dist_info():
     "Return `(rank, world_size)`; `(0, 1)` when no process group is running."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
-# %% ../nbs/09_dist.ipynb #65cfbe0e
+# %% ../nbs/09_dist.ipynb #b772d4a1
 def is_main_process():
     "True on rank 0 (and when not distributed)."
     return get_dist_info()[0] == 0
 
-# %% ../nbs/09_dist.ipynb #1439d319
+# %% ../nbs/09_dist.ipynb #ee456d92
 def master_only(fn):
     "Decorator: run `fn` on rank 0 only; other ranks get `None`."
     @functools.wraps(fn)
@@ -40,7 +40,7 @@ def master_only(fn):
         if is_main_process(): return fn(*args, **kwargs)
     return wrapper
 
-# %% ../nbs/09_dist.ipynb #fec548f1
+# %% ../nbs/09_dist.ipynb #4f60ad08
 def in_jupyter_kernel():
     "True inside a Jupyter kernel (JupyterLab, `nbconvert --execute`), not in a terminal IPython or a test runner."
     ipython = sys.modules.get('IPython')
@@ -51,18 +51,18 @@ def show_progress():
     "True where progress bars belong: on rank 0, when stderr is a terminal or a Jupyter kernel shows the output."
     return is_main_process() and (sys.stderr.isatty() or in_jupyter_kernel())
 
-# %% ../nbs/09_dist.ipynb #8a580106
+# %% ../nbs/09_dist.ipynb #022d0136
 def all_reduce_sum(tensor):
     "Sum `tensor` in place over all processes (nothing to do when not distributed); returns it."
     if get_dist_info()[1] > 1: dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
-# %% ../nbs/09_dist.ipynb #cde60e22
+# %% ../nbs/09_dist.ipynb #a328ebd9
 def barrier():
     "Wait for every process (nothing to do when not distributed)."
     if get_dist_info()[1] > 1: dist.barrier()
 
-# %% ../nbs/09_dist.ipynb #6173ddd3
+# %% ../nbs/09_dist.ipynb #a4545ff3
 def _split_top_level(nodelist):
     "Split a node list at the commas that are not inside brackets."
     parts, depth, current = [], 0, ''
@@ -74,7 +74,7 @@ def _split_top_level(nodelist):
     if depth or not all(parts + [current]): raise ValueError(f'malformed node list {nodelist!r}')
     return parts + [current]
 
-# %% ../nbs/09_dist.ipynb #7eef970e
+# %% ../nbs/09_dist.ipynb #87be25b7
 def _expand_numbers(spec):
     "Expand `01-03,07` into `['01', '02', '03', '07']`, keeping the zero padding."
     numbers = []
@@ -85,7 +85,7 @@ def _expand_numbers(spec):
         numbers += [str(i).zfill(len(lo)) for i in range(int(lo), int(hi if dash else lo) + 1)]
     return numbers
 
-# %% ../nbs/09_dist.ipynb #32f17fb5
+# %% ../nbs/09_dist.ipynb #7c6788c4
 def _expand_host(pattern):
     "Expand one host pattern such as `rack[1-2]-n[01-02]` into host names."
     m = re.fullmatch(r'([^\[\]]*)\[([^\[\]]*)\](.*)', pattern)
@@ -95,12 +95,12 @@ def _expand_host(pattern):
     prefix, spec, rest = m.groups()
     return [prefix + n + tail for n in _expand_numbers(spec) for tail in _expand_host(rest)]
 
-# %% ../nbs/09_dist.ipynb #637addf6
+# %% ../nbs/09_dist.ipynb #4446ccee
 def expand_nodelist(nodelist):
     "Expand a Slurm node list such as `node[01-03,07],gpu5` into its host names, in order."
     return [host for pattern in _split_top_level(nodelist.strip()) for host in _expand_host(pattern)]
 
-# %% ../nbs/09_dist.ipynb #2a95eabc
+# %% ../nbs/09_dist.ipynb #b7582d81
 def slurm_master_addr(nodelist):
     "The first host of a Slurm node list, parsed here, or asked of `scontrol` for a syntax the parser does not know."
     try: return expand_nodelist(nodelist)[0]
@@ -112,11 +112,11 @@ def slurm_master_addr(nodelist):
     if out.returncode or not hosts: raise SegnbError(f'SLURM_NODELIST={nodelist!r}: scontrol cannot expand it; set MASTER_ADDR')
     return hosts[0]
 
-# %% ../nbs/09_dist.ipynb #48e81ae6
+# %% ../nbs/09_dist.ipynb #af25f553
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 DEFAULT_PORT = 29500
 
-# %% ../nbs/09_dist.ipynb #95793856
+# %% ../nbs/09_dist.ipynb #396d7dfd
 def _env_str(environ, key, launcher, default=None):
     "`environ[key]`, or `default`; a `SegnbError` naming the variable when it is missing and there is no default."
     if key in environ: return environ[key]
@@ -124,21 +124,21 @@ def _env_str(environ, key, launcher, default=None):
     starter = dict(pytorch='torchrun', slurm='srun', mpi='mpirun')[launcher]
     raise SegnbError(f'launcher {launcher!r}: environment variable {key} is not set (start the script with {starter})')
 
-# %% ../nbs/09_dist.ipynb #6e22a2b3
+# %% ../nbs/09_dist.ipynb #ca959f8c
 def _env_int(environ, key, launcher, default=None):
     "`environ[key]` as an int (or `default`); a `SegnbError` naming the variable when it is missing or not a number."
     value = _env_str(environ, key, launcher, None if default is None else str(default))
     try: return int(value)
     except ValueError: raise SegnbError(f'launcher {launcher!r}: {key}={value!r} is not an integer') from None
 
-# %% ../nbs/09_dist.ipynb #27a5c535
+# %% ../nbs/09_dist.ipynb #f78dd478
 def _pytorch_env(environ, port=None):
     "What torchrun exports."
     get = lambda k: _env_int(environ, k, 'pytorch')
     return dict(rank=get('RANK'), world_size=get('WORLD_SIZE'), local_rank=get('LOCAL_RANK'),
                 master_addr=_env_str(environ, 'MASTER_ADDR', 'pytorch'), master_port=get('MASTER_PORT'))
 
-# %% ../nbs/09_dist.ipynb #8da61570
+# %% ../nbs/09_dist.ipynb #079a2eb9
 def _slurm_env(environ, port=None):
     "What srun exports; the master is the first node of `SLURM_NODELIST` unless `MASTER_ADDR` is set."
     get = lambda k: _env_int(environ, k, 'slurm')
@@ -149,7 +149,7 @@ def _slurm_env(environ, port=None):
                 master_addr=environ.get('MASTER_ADDR') or slurm_master_addr(nodelist),
                 master_port=port or _env_int(environ, 'MASTER_PORT', 'slurm', DEFAULT_PORT))
 
-# %% ../nbs/09_dist.ipynb #d5a39cb0
+# %% ../nbs/09_dist.ipynb #449ea135
 def _mpi_env(environ, port=None):
     "What Open MPI's mpirun exports; `MASTER_ADDR` is needed unless all processes run on one node."
     get = lambda k: _env_int(environ, k, 'mpi')
@@ -159,7 +159,7 @@ def _mpi_env(environ, port=None):
                 master_addr=_env_str(environ, 'MASTER_ADDR', 'mpi', '127.0.0.1' if one_node else None),
                 master_port=port or _env_int(environ, 'MASTER_PORT', 'mpi', DEFAULT_PORT))
 
-# %% ../nbs/09_dist.ipynb #359f7435
+# %% ../nbs/09_dist.ipynb #b192b4f7
 def launcher_env(launcher, environ=None, port=None):
     "Read `dict(rank, world_size, local_rank, master_addr, master_port)` for `launcher` from `environ` (default `os.environ`)."
     environ = os.environ if environ is None else environ
@@ -170,10 +170,10 @@ def launcher_env(launcher, environ=None, port=None):
         raise SegnbError(f"launcher {launcher!r}: rank {env['rank']} is outside world size {env['world_size']}")
     return env
 
-# %% ../nbs/09_dist.ipynb #27337da0
+# %% ../nbs/09_dist.ipynb #2aa89f4e
 from .cli import detect_launcher
 
-# %% ../nbs/09_dist.ipynb #e3d8eec9
+# %% ../nbs/09_dist.ipynb #c6c70a56
 def pick_backend(backend=None, warn=True):
     "The process-group backend: nccl when CUDA is available, else gloo; a requested nccl becomes gloo without CUDA."
     cuda = torch.cuda.is_available()
@@ -183,7 +183,7 @@ def pick_backend(backend=None, warn=True):
         return 'gloo'
     return backend
 
-# %% ../nbs/09_dist.ipynb #b501efbb
+# %% ../nbs/09_dist.ipynb #49025ecd
 def as_timedelta(timeout=None):
     "A collective timeout as a `timedelta`: given as one, or as seconds; 30 minutes when `None`."
     if timeout is None: return datetime.timedelta(minutes=30)
@@ -191,7 +191,7 @@ def as_timedelta(timeout=None):
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0: return datetime.timedelta(seconds=timeout)
     raise SegnbError(f'dist_params.timeout={timeout!r}: expected a number of seconds > 0')
 
-# %% ../nbs/09_dist.ipynb #5563759e
+# %% ../nbs/09_dist.ipynb #551ad489
 def set_cuda_device(local_rank):
     "Pin this process to GPU `local_rank`, with a clear error when there are fewer GPUs than local processes."
     count = torch.cuda.device_count()
@@ -200,12 +200,12 @@ def set_cuda_device(local_rank):
     torch.cuda.set_device(local_rank)
     return torch.device('cuda', local_rank)
 
-# %% ../nbs/09_dist.ipynb #8e10fa35
+# %% ../nbs/09_dist.ipynb #11388dd1
 def _export_env(env):
     "Write a launch description as torchrun's environment variables (as mmcv's launchers do)."
     for key in ('rank', 'world_size', 'local_rank', 'master_addr', 'master_port'): os.environ[key.upper()] = str(env[key])
 
-# %% ../nbs/09_dist.ipynb #1fbcfca5
+# %% ../nbs/09_dist.ipynb #48e69178
 def attempt_store(env, timeout, environ=None):
     "A TCP store whose keys are private to this restart attempt (`None` on a first attempt: use `env://`)."
     environ = os.environ if environ is None else environ
@@ -216,7 +216,7 @@ def attempt_store(env, timeout, environ=None):
                           is_master=not agent_store and env['rank'] == 0, timeout=timeout, multi_tenant=True)
     return dist.PrefixStore(f'segnb/attempt_{attempt}', store)
 
-# %% ../nbs/09_dist.ipynb #0deac89b
+# %% ../nbs/09_dist.ipynb #6cb70a19
 def init_dist(launcher, backend=None, timeout=None, port=None, **kwargs):
     "Join the process group that `launcher`'s environment describes; returns the `launcher_env` dict."
     env = launcher_env(launcher, os.environ, port=port)
@@ -234,25 +234,25 @@ def init_dist(launcher, backend=None, timeout=None, port=None, **kwargs):
     logger.info('process group: rank %d of %d, backend %s', env['rank'], env['world_size'], backend)
     return env
 
-# %% ../nbs/09_dist.ipynb #92dba9b4
+# %% ../nbs/09_dist.ipynb #8e046c3f
 def destroy_dist():
     "Leave the process group (at the end of training), so that the process exits cleanly; nothing to do when not in one."
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/09_dist.ipynb #9ed5bb41
+# %% ../nbs/09_dist.ipynb #fefca85a
 def comm_device():
     "The device collectives use: this process's GPU with nccl, the CPU otherwise."
     if dist.is_initialized() and dist.get_backend() == 'nccl': return torch.device('cuda', torch.cuda.current_device())
     return torch.device('cpu')
 
-# %% ../nbs/09_dist.ipynb #91dcaeab
+# %% ../nbs/09_dist.ipynb #e927c53b
 def _same_on_all_ranks(number):
     "True on every rank when the integer `number` (below 2**53) is the same on all ranks."
     both = torch.tensor([number, -number], dtype=torch.float64, device=comm_device())
     dist.all_reduce(both, op=dist.ReduceOp.MAX)
     return both[0].item() == -both[1].item()
 
-# %% ../nbs/09_dist.ipynb #0dd09f60
+# %% ../nbs/09_dist.ipynb #cde53693
 def all_reduce_mean_dict(values):
     "Average a dict of numbers or 0-dim tensors over all ranks (one stacked all-reduce); returns a dict of floats."
     keys, world_size = sorted(values), get_dist_info()[1]
@@ -264,7 +264,7 @@ def all_reduce_mean_dict(values):
     means = dict(zip(keys, (all_reduce_sum(stacked) / world_size).tolist()))
     return {k: means[k] for k in values}
 
-# %% ../nbs/09_dist.ipynb #2873693a
+# %% ../nbs/09_dist.ipynb #886a7b56
 def broadcast_object(obj, src=0):
     "Return rank `src`'s `obj` on every rank (any picklable object)."
     if get_dist_info()[1] == 1: return obj
@@ -272,7 +272,7 @@ def broadcast_object(obj, src=0):
     dist.broadcast_object_list(box, src=src, device=comm_device())
     return box[0]
 
-# %% ../nbs/09_dist.ipynb #7c342e9c
+# %% ../nbs/09_dist.ipynb #1369fdbd
 def all_gather_object(obj):
     "Return the list of every rank's `obj`, in rank order."
     world_size = get_dist_info()[1]
@@ -281,13 +281,13 @@ def all_gather_object(obj):
     dist.all_gather_object(out, obj)
     return out
 
-# %% ../nbs/09_dist.ipynb #be2c3129
+# %% ../nbs/09_dist.ipynb #45040d0f
 def any_across_ranks(flag):
     "True on every rank when `flag` is true on at least one rank (to stop all ranks together)."
     if get_dist_info()[1] == 1: return bool(flag)
     return bool(all_reduce_sum(torch.tensor(int(bool(flag)), device=comm_device())).item())
 
-# %% ../nbs/09_dist.ipynb #22b47a4f
+# %% ../nbs/09_dist.ipynb #b3292096
 def sync_random_seed(seed=None):
     "A seed shared by every rank: `seed`, or one drawn by rank 0, broadcast to all (as mmseg 0.30)."
     if seed is None: seed = int(np.random.randint(2**31))
@@ -297,7 +297,7 @@ def sync_random_seed(seed=None):
     dist.broadcast(shared, src=0)
     return int(shared.item())
 
-# %% ../nbs/09_dist.ipynb #b10321c8
+# %% ../nbs/09_dist.ipynb #b1430d72
 class SegDistributedDataParallel(nn.parallel.DistributedDataParallel):
     "DDP with mmseg's `train_step` / `val_step`: forward through DDP, then the wrapped model's `_parse_losses`."
     def _step(self, data_batch):
@@ -312,7 +312,7 @@ class SegDistributedDataParallel(nn.parallel.DistributedDataParallel):
         "The losses of one validation batch, through DDP's forward."
         return self._step(data_batch)
 
-# %% ../nbs/09_dist.ipynb #d046731a
+# %% ../nbs/09_dist.ipynb #81ee66ac
 def wrap_model(model, device, distributed, find_unused_parameters=False, broadcast_buffers=False):
     "Move `model` to `device`; wrap it in `SegDistributedDataParallel` when `distributed`."
     device = torch.device(device)
@@ -322,17 +322,17 @@ def wrap_model(model, device, distributed, find_unused_parameters=False, broadca
     return SegDistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused_parameters,
                                       forward_sync_buffers=broadcast_buffers)
 
-# %% ../nbs/09_dist.ipynb #c2c7e097
+# %% ../nbs/09_dist.ipynb #4009c4df
 def unwrap_model(model):
     "The model inside a DDP / DataParallel wrapper (what checkpoints save), or `model` itself."
     return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
 
-# %% ../nbs/09_dist.ipynb #0dc4d52c
+# %% ../nbs/09_dist.ipynb #d794fb12
 class _BatchNormXd(nn.modules.batchnorm._BatchNorm):
     "BatchNorm for inputs of any dimension (what a SyncBN layer becomes on CPU)."
     def _check_input_dim(self, input): pass
 
-# %% ../nbs/09_dist.ipynb #3d2eff9f
+# %% ../nbs/09_dist.ipynb #8d17c2a6
 def revert_sync_batchnorm(module):
     "Replace every `SyncBatchNorm` in `module` by a plain BatchNorm with the same parameters and statistics."
     if isinstance(module, nn.SyncBatchNorm):
@@ -343,7 +343,7 @@ def revert_sync_batchnorm(module):
     for name, child in module.named_children(): setattr(module, name, revert_sync_batchnorm(child))
     return module
 
-# %% ../nbs/09_dist.ipynb #7d68ba21
+# %% ../nbs/09_dist.ipynb #0cc27622
 def convert_sync_bn(model, device, distributed=None):
     "SyncBN on CUDA under DDP; plain BatchNorm on CPU (SyncBN needs CUDA), warning once when distributed."
     distributed = dist.is_initialized() if distributed is None else distributed
@@ -354,14 +354,14 @@ def convert_sync_bn(model, device, distributed=None):
         logger.warning('SyncBN needs CUDA: on %s each process normalises with the statistics of its own batch', device)
     return model
 
-# %% ../nbs/09_dist.ipynb #eb906b48
+# %% ../nbs/09_dist.ipynb #4ae15a08
 def _free_port():
     "A TCP port that is free on this machine right now."
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
 
-# %% ../nbs/09_dist.ipynb #74177e18
+# %% ../nbs/09_dist.ipynb #42f84cb6
 def _local_worker(local_rank, fn, args, nprocs, port, out_dir):
     "One process of `launch_local`: torchrun's environment, `init_dist`, `fn`, result saved for the parent."
     os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(nprocs),
@@ -372,7 +372,7 @@ def _local_worker(local_rank, fn, args, nprocs, port, out_dir):
     finally: destroy_dist()
     torch.save(result, os.path.join(out_dir, f'{local_rank}.pt'))
 
-# %% ../nbs/09_dist.ipynb #5fb719ae
+# %% ../nbs/09_dist.ipynb #60ffc2a7
 def launch_local(fn, nprocs=2, args=(), start_method='spawn'):
     "Run `fn(*args)` in `nprocs` local CPU processes joined with gloo (a tiny torchrun); returns each rank's result."
     with tempfile.TemporaryDirectory() as out_dir:
@@ -380,7 +380,7 @@ def launch_local(fn, nprocs=2, args=(), start_method='spawn'):
                            start_method=start_method)
         return [torch.load(os.path.join(out_dir, f'{r}.pt'), weights_only=False) for r in range(nprocs)]
 
-# %% ../nbs/09_dist.ipynb #14208c5a
+# %% ../nbs/09_dist.ipynb #be2cb899
 def _run_text(cmd, cwd=None):
     "First line of `cmd`'s output, or `None` when it cannot run."
     try: out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=cwd)
@@ -388,7 +388,7 @@ def _run_text(cmd, cwd=None):
     lines = out.stdout.strip().splitlines()
     return lines[0] if out.returncode == 0 and lines else None
 
-# %% ../nbs/09_dist.ipynb #e0057039
+# %% ../nbs/09_dist.ipynb #2d3abe18
 def segnb_git_hash():
     "The short git commit of the segnb checkout in use, or `None` (an installed wheel)."
     import segnb
@@ -396,22 +396,31 @@ def segnb_git_hash():
     if not os.path.exists(os.path.join(root, '.git')): return None
     return _run_text(['git', 'rev-parse', '--short=7', 'HEAD'], cwd=root)
 
-# %% ../nbs/09_dist.ipynb #66d4bf52
+# %% ../nbs/09_dist.ipynb #9f0ad791
+@functools.lru_cache(None)
+def segnb_version():
+    "segnb's version, with the git commit when running from a checkout (mmseg: `__version__ + git hash`)."
+    import segnb
+    commit = segnb_git_hash()
+    return segnb.__version__ + (f'+{commit}' if commit else '')
+
 def collect_env():
-    "Versions and devices to log at the start of a run: a dict of strings and booleans."
-    import torchvision, segnb
+    "Versions and devices to log at the start of a run (mmcv's `collect_env`): a dict of strings and booleans."
+    import torchvision
+    from torch.utils import collect_env as tenv
     info = {'sys.platform': sys.platform, 'Python': sys.version.replace('\n', ''), 'CUDA available': torch.cuda.is_available()}
     names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if info['CUDA available'] else []
     for name in dict.fromkeys(names): info['GPU ' + ','.join(str(i) for i, n in enumerate(names) if n == name)] = name
-    if info['CUDA available']: info['CUDA'] = str(torch.version.cuda)
-    gcc = _run_text(['gcc', '--version']) if shutil.which('gcc') else None
+    if info['CUDA available']:
+        info.update({'CUDA': str(torch.version.cuda), 'cuDNN': str(torch.backends.cudnn.version()),
+                     'NVIDIA driver': tenv.get_nvidia_driver_version(tenv.run)})
+    gcc = tenv.get_gcc_version(tenv.run)
     if gcc: info['GCC'] = gcc
-    info.update({'PyTorch': torch.__version__, 'TorchVision': torchvision.__version__, 'NumPy': np.__version__})
-    git = segnb_git_hash()
-    info['segnb'] = segnb.__version__ + (f'+{git}' if git else '')
+    info.update({'PyTorch': torch.__version__, 'TorchVision': torchvision.__version__, 'NumPy': np.__version__,
+                 'segnb': segnb_version()})
     return info
 
-# %% ../nbs/09_dist.ipynb #25fb012c
+# %% ../nbs/09_dist.ipynb #2280b791
 def format_env(info):
     "`collect_env()` as `key: value` lines, for the log."
     return '\n'.join(f'{k}: {v}' for k, v in info.items())

@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'DEFAULT_CONFIG', 'set_random_seed', 'resolve_work_dir', 'elastic_restart', 'load_config',
-           'check_num_classes', 'select_device', 'amp_mode', 'cpu_threads', 'compile_model', 'train_segmentor', 'main']
+           'check_num_classes', 'select_device', 'amp_mode', 'cpu_threads', 'compile_model', 'train_segmentor',
+           'prepare_work_dir', 'dump_config', 'main']
 
-# %% ../nbs/10_train.ipynb #e2393e9c
-import logging, os, os.path as osp, random, sys, time
+# %% ../nbs/10_train.ipynb #3cd13202
+import logging, os, os.path as osp, random, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,11 @@ from .models import build_segmentor
 from .optim import build_optimizer
 from .runner import build_runner, find_latest_checkpoint, get_root_logger
 
-# %% ../nbs/10_train.ipynb #af804708
+# %% ../nbs/10_train.ipynb #ff207697
 CONFIG_DIR = Path(segnb.__file__).parent / 'configs'
 DEFAULT_CONFIG = str(CONFIG_DIR / 'shapes' / 'deeplabv3plus_r18-small-d16_128x128_cpu_shapes.py')
 
-# %% ../nbs/10_train.ipynb #226c8d84
+# %% ../nbs/10_train.ipynb #8693025b
 def set_random_seed(seed, deterministic=False):
     "Seed python, numpy and torch (all devices); with `deterministic`, ask for deterministic kernels."
     random.seed(seed)
@@ -38,20 +39,20 @@ def set_random_seed(seed, deterministic=False):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-# %% ../nbs/10_train.ipynb #e27418d4
+# %% ../nbs/10_train.ipynb #adb04a06
 def resolve_work_dir(args_work_dir, cfg, config_path):
     "The work_dir: the CLI's, else the config's, else `./work_dirs/<config file name without extension>`."
     if args_work_dir is not None: return args_work_dir
     if cfg.get('work_dir', None) is not None: return cfg.work_dir
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 
-# %% ../nbs/10_train.ipynb #7d52d98a
+# %% ../nbs/10_train.ipynb #48bf9fa2
 def elastic_restart(environ=None):
     "True when torchrun restarted this worker after a failure (`TORCHELASTIC_RESTART_COUNT` > 0)."
     environ = os.environ if environ is None else environ
     return int(environ.get('TORCHELASTIC_RESTART_COUNT', '0') or 0) > 0
 
-# %% ../nbs/10_train.ipynb #ead1c363
+# %% ../nbs/10_train.ipynb #a4041e49
 def load_config(args):
     "The config of the run: the file (or the default), with `--cfg-options` merged in and the CLI's settings applied."
     config_path = args.config or DEFAULT_CONFIG
@@ -67,7 +68,7 @@ def load_config(args):
     cfg.gpu_ids = [args.gpu_id]
     return cfg, config_path
 
-# %% ../nbs/10_train.ipynb #ac1e7262
+# %% ../nbs/10_train.ipynb #e23bab2e
 def check_num_classes(model_cfg, dataset):
     "A one-line `SegnbError` when the `num_classes` of a decode or auxiliary head differs from the dataset's classes."
     n = len(dataset.CLASSES)
@@ -79,13 +80,13 @@ def check_num_classes(model_cfg, dataset):
                 raise SegnbError(f'{where}.num_classes={head["num_classes"]} but the dataset {type(dataset).__name__} '
                                  f'has {n} classes ({", ".join(dataset.CLASSES)})')
 
-# %% ../nbs/10_train.ipynb #492d0244
+# %% ../nbs/10_train.ipynb #d82b3a58
 def select_device(requested='auto'):
     "The `torch.device` to train on for a `--device` value: this process's GPU when CUDA is used, else the CPU."
     kind = resolve_device(requested)
     return torch.device('cuda', torch.cuda.current_device()) if kind == 'cuda' else torch.device('cpu')
 
-# %% ../nbs/10_train.ipynb #498896a2
+# %% ../nbs/10_train.ipynb #27169f90
 def amp_mode(cfg, device):
     "The AMP dtype name for the run (`'fp16'`, `'bf16'` or `None`), from `cfg.amp` (the CLI) or mmseg's `cfg.fp16`."
     amp = cfg.get('amp', None)
@@ -95,14 +96,14 @@ def amp_mode(cfg, device):
         raise SegnbError('fp16 mixed precision needs a CUDA device; use --amp (bf16 on the CPU) instead')
     return amp
 
-# %% ../nbs/10_train.ipynb #4d8065c6
+# %% ../nbs/10_train.ipynb #b8f4e45f
 def cpu_threads(workers, environ=None, cores=None):
     "Threads for the training process on the CPU: `OMP_NUM_THREADS` if set, else the cores the workers leave free."
     environ = os.environ if environ is None else environ
     if environ.get('OMP_NUM_THREADS'): return int(environ['OMP_NUM_THREADS'])
     return max(1, (cores or os.cpu_count() or 1) - workers)
 
-# %% ../nbs/10_train.ipynb #609ac3fb
+# %% ../nbs/10_train.ipynb #70268e67
 def compile_model(model, options=True, logger=None):
     "Compile `model` in place with `torch.compile` (`options`: True or a dict of its arguments); failures fall back to eager."
     import torch._dynamo
@@ -112,7 +113,7 @@ def compile_model(model, options=True, logger=None):
     if logger is not None: logger.info(f'model compiled with torch.compile({kwargs}); uncompilable parts run eagerly')
     return model
 
-# %% ../nbs/10_train.ipynb #d5c3b13e
+# %% ../nbs/10_train.ipynb #bf1ab491
 def train_segmentor(model, datasets, cfg, distributed=False, validate=True, timestamp=None, meta=None, device=None):
     "mmseg's `train_segmentor`: dataloaders, device, DDP, optimizer, runner, hooks, resume, run."
     logger = get_root_logger(log_level=cfg.get('log_level', 'INFO'))
@@ -146,7 +147,7 @@ def train_segmentor(model, datasets, cfg, distributed=False, validate=True, time
         eval_cfg = dict(cfg.get('evaluation', {}))
         eval_cfg['by_epoch'] = cfg.runner['type'] != 'IterBasedRunner'
         eval_hook = DistEvalHook if distributed else EvalHook
-        runner.register_hook(eval_hook(val_dataloader, **eval_cfg), priority='LOW')
+        runner.register_eval_hook(eval_hook(val_dataloader, **eval_cfg))
     resume_from = cfg.get('resume_from', None)
     if resume_from is None and cfg.get('auto_resume', False):
         resume_from = find_latest_checkpoint(cfg.work_dir)
@@ -155,12 +156,30 @@ def train_segmentor(model, datasets, cfg, distributed=False, validate=True, time
     runner.run(data_loaders, cfg.workflow)
     return runner
 
-# %% ../nbs/10_train.ipynb #53f55d38
+# %% ../nbs/10_train.ipynb #ce5c9626
+def prepare_work_dir(path, what='work_dir'):
+    "Create `path` if needed and check that files can be written in it; a one-line `SegnbError` naming it if not."
+    if osp.exists(path) and not osp.isdir(path): raise SegnbError(f'{what} {path} exists and is not a directory')
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix='.segnb-write-test-'); os.close(fd); os.remove(probe)
+    except OSError as e: raise SegnbError(f'{what} {path} cannot be written: {e.strerror or e}') from None
+    return path
+
+def dump_config(cfg, config_path):
+    "Write the resolved config into the work_dir under the config's file name, unless that is the config file itself."
+    out = osp.join(cfg.work_dir, osp.basename(config_path))
+    if osp.exists(out) and osp.samefile(out, config_path): return None
+    cfg.dump(out)
+    return out
+
+# %% ../nbs/10_train.ipynb #987dc215
 @report_errors
 def main(argv=None):
     "Train a segmentor from a config file (mmseg 0.30's tools/train.py); returns the runner."
     args = parse_args(argv)
     cfg, config_path = load_config(args)
+    prepare_work_dir(cfg.work_dir)
     if cfg.get('cudnn_benchmark', False): torch.backends.cudnn.benchmark = True
     distributed = args.launcher != 'none'
     if distributed: init_dist(args.launcher, **cfg.get('dist_params', {}))
@@ -170,15 +189,13 @@ def main(argv=None):
     if runner.stop_signal is not None: sys.exit(128 + int(runner.stop_signal))
     return runner
 
-# %% ../nbs/10_train.ipynb #0ddda3c9
+# %% ../nbs/10_train.ipynb #261bc653
 def _train(args, cfg, config_path, distributed):
     "The part of `main` that runs once the process group (if any) is up."
     rank, world_size = get_dist_info()
     device = select_device(args.device)
     timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
-    if rank == 0:
-        os.makedirs(cfg.work_dir, exist_ok=True)
-        cfg.dump(osp.join(cfg.work_dir, osp.basename(config_path)))
+    if rank == 0: dump_config(cfg, config_path)
     log_file = osp.join(cfg.work_dir, f'{timestamp}.log') if rank == 0 else None
     logger = get_root_logger(log_file=log_file, log_level=cfg.get('log_level', 'INFO'))
     env_info = format_env(collect_env())
@@ -205,6 +222,6 @@ def _train(args, cfg, config_path, distributed):
     return train_segmentor(model, datasets, cfg, distributed=distributed, validate=not args.no_validate,
                            timestamp=timestamp, meta=meta, device=device)
 
-# %% ../nbs/10_train.ipynb #fa58fdcc
+# %% ../nbs/10_train.ipynb #1eaa3b90
 if __name__ == '__main__' and 'get_ipython' not in globals():
     main()

@@ -11,7 +11,7 @@ A test config loads this module with `custom_imports=dict(imports=['faults'])` (
 The library has no test switches: all of this lives here."""
 import io, os, time
 import torch
-import segnb.runner as R
+import segnb.checkpoint as R
 from segnb.hooks import Hook
 from segnb.registry import HOOKS
 
