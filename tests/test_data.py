@@ -192,3 +192,24 @@ def test_make_shapes_race(tmp_path):
     assert roots == [root] * 4
     assert sorted(os.listdir(tmp_path)) == ['race']  # no temporary folder left behind
     assert len(os.listdir(osp.join(root, 'img_dir', 'train'))) == 8 and len(os.listdir(osp.join(root, 'ann_dir', 'val'))) == 2
+
+
+OLD_NAMES = ['logger', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'DEFAULT_META_KEYS', 'VOC_PALETTE', 'make_shapes_sample',
+             'save_label_png', 'make_shapes', 'Compose', 'load_image', 'load_label', 'LoadImageFromFile', 'LoadAnnotations',
+             'rescale_size', 'resize_img', 'resize_seg', 'Resize', 'RandomCrop', 'RandomFlip', 'pad_br', 'Pad',
+             'adjust_saturation_hsv', 'PhotoMetricDistortion', 'Normalize', 'DefaultFormatBundle', 'ImageToTensor', 'Collect',
+             'MultiScaleFlipAug', 'forked_rng', 'scan_files', 'CustomDataset', 'ShapesDataset', 'PascalVOCDataset',
+             'CityscapesDataset', 'ADE20KDataset', 'ConcatDataset', 'RepeatDataset', 'build_dataset', 'sample_seed',
+             'SeededSampler', 'collate', 'worker_init_fn', 'build_dataloader', 'colorize', 'overlay', 'save_image',
+             'show_samples', 'train_pipeline_cfg', 'pipeline_throughput']  # segnb.data's __all__ when it was one module
+
+
+def test_package_keeps_every_name_of_the_old_module():
+    import importlib, segnb.data.datasets as DS, segnb.data.pipelines as P
+    assert set(OLD_NAMES) <= set(D.__all__) and all(hasattr(D, n) for n in D.__all__)
+    for pkg, leaves in ((DS, ['custom', 'shapes', 'voc', 'cityscapes', 'ade', 'dataset_wrappers', 'builder']),
+                        (P, ['compose', 'loading', 'transforms', 'formatting', 'test_time_aug'])):
+        names = [n for leaf in leaves for n in importlib.import_module(f'{pkg.__name__}.{leaf}').__all__ if n != 'logger']
+        assert sorted(pkg.__all__) == sorted(names)   # the hand-written lists of the packages follow their modules
+    for name in ('SegnbError', 'DATASETS', 'PIPELINES', 'build_from_cfg', 'get_dist_info', 'show_progress'):
+        assert hasattr(D, name)   # importable from segnb.data before, still
