@@ -3,7 +3,7 @@ configs build unchanged; dataloaders are deterministic whatever the number of wo
 import os, os.path as osp, runpy
 import numpy as np, pytest, torch
 from PIL import Image
-import segnb.data as D
+import segnb, segnb.data as D, segnb.data.loaders
 from segnb.data import build_dataset, build_dataloader, save_label_png
 
 FIXTURES = osp.join(osp.dirname(__file__), 'fixtures', 'configs', '_base_', 'datasets')  # mmseg 0.30's own dataset configs
@@ -61,7 +61,7 @@ def make_cityscapes(root, h=32, w=64):
 def mmseg_config(name, data_root, loader):
     "An mmseg 0.30 dataset config (our copy run as Python or read by segnb.config, or segnb's package copy), data_root -> fixture."
     path = osp.join(FIXTURES, name)
-    if loader == 'package': path = osp.join(osp.dirname(D.__file__), 'configs', '_base_', 'datasets', name)
+    if loader == 'package': path = osp.join(osp.dirname(segnb.__file__), 'configs', '_base_', 'datasets', name)
     if loader in ('python', 'package'): cfg = runpy.run_path(path)
     else: cfg = pytest.importorskip('segnb.config').Config.fromfile(path)
     for split in ('train', 'val', 'test'): cfg['data'][split]['data_root'] = data_root
@@ -163,7 +163,7 @@ def test_resume_mid_epoch_gives_same_samples(tmp_path):
 def test_dist_shares_are_disjoint(tmp_path, monkeypatch):
     ds = _shapes(tmp_path, [dict(type='LoadImageFromFile'), dict(type='Collect', keys=[], meta_keys=['ori_filename'])])
     def names(rank, shuffle):
-        monkeypatch.setattr(D, 'get_dist_info', lambda: (rank, 3))
+        monkeypatch.setattr(segnb.data.loaders, 'get_dist_info', lambda: (rank, 3))
         dl = build_dataloader(ds, samples_per_gpu=2, workers_per_gpu=0, dist=True, shuffle=shuffle, seed=1)
         return [m['ori_filename'] for b in dl for m in b['img_metas']]
     train = [names(r, True) for r in range(3)]
@@ -192,3 +192,24 @@ def test_make_shapes_race(tmp_path):
     assert roots == [root] * 4
     assert sorted(os.listdir(tmp_path)) == ['race']  # no temporary folder left behind
     assert len(os.listdir(osp.join(root, 'img_dir', 'train'))) == 8 and len(os.listdir(osp.join(root, 'ann_dir', 'val'))) == 2
+
+
+OLD_NAMES = ['logger', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'DEFAULT_META_KEYS', 'VOC_PALETTE', 'make_shapes_sample',
+             'save_label_png', 'make_shapes', 'Compose', 'load_image', 'load_label', 'LoadImageFromFile', 'LoadAnnotations',
+             'rescale_size', 'resize_img', 'resize_seg', 'Resize', 'RandomCrop', 'RandomFlip', 'pad_br', 'Pad',
+             'adjust_saturation_hsv', 'PhotoMetricDistortion', 'Normalize', 'DefaultFormatBundle', 'ImageToTensor', 'Collect',
+             'MultiScaleFlipAug', 'forked_rng', 'scan_files', 'CustomDataset', 'ShapesDataset', 'PascalVOCDataset',
+             'CityscapesDataset', 'ADE20KDataset', 'ConcatDataset', 'RepeatDataset', 'build_dataset', 'sample_seed',
+             'SeededSampler', 'collate', 'worker_init_fn', 'build_dataloader', 'colorize', 'overlay', 'save_image',
+             'show_samples', 'train_pipeline_cfg', 'pipeline_throughput']  # segnb.data's __all__ when it was one module
+
+
+def test_package_keeps_every_name_of_the_old_module():
+    import importlib, segnb.data.datasets as DS, segnb.data.pipelines as P
+    assert set(OLD_NAMES) <= set(D.__all__) and all(hasattr(D, n) for n in D.__all__)
+    for pkg, leaves in ((DS, ['custom', 'shapes', 'voc', 'cityscapes', 'ade', 'dataset_wrappers', 'builder']),
+                        (P, ['compose', 'loading', 'transforms', 'formatting', 'test_time_aug'])):
+        names = [n for leaf in leaves for n in importlib.import_module(f'{pkg.__name__}.{leaf}').__all__ if n != 'logger']
+        assert sorted(pkg.__all__) == sorted(names)   # the hand-written lists of the packages follow their modules
+    for name in ('SegnbError', 'DATASETS', 'PIPELINES', 'build_from_cfg', 'get_dist_info', 'show_progress'):
+        assert hasattr(D, name)   # importable from segnb.data before, still
