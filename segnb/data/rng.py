@@ -6,15 +6,8 @@
 __all__ = ['forked_rng']
 
 # %% ../../nbs/03f_data_rng.ipynb #2be73e24
-import contextlib, random
-import numpy as np
-import torch
+from ..checkpoint import rng_preserved
 
-@contextlib.contextmanager
 def forked_rng(seed):
-    "Run a block with Python, numpy and torch RNGs seeded by `seed`, then restore their previous states."
-    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    random.seed(seed); np.random.seed(seed % 2**32); torch.default_generator.manual_seed(seed)  # CPU only: CUDA RNG untouched
-    try: yield
-    finally:
-        random.setstate(states[0]); np.random.set_state(states[1]); torch.set_rng_state(states[2])
+    "Run a block with Python, numpy and torch (CPU) RNGs seeded by `seed`, then restore their previous states."
+    return rng_preserved(seed)
