@@ -13,7 +13,7 @@ __all__ = ['logger', 'CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_AB
            'BaseDecodeHead', 'FCNHead', 'PPM', 'PSPHead', 'ASPPModule', 'ASPPHead', 'DepthwiseSeparableASPPModule',
            'DepthwiseSeparableASPPHead', 'inherited_parameters', 'build_checked', 'build_backbone', 'build_neck',
            'build_head', 'add_prefix', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
-           'EncoderDecoder', 'build_segmentor']
+           'EncoderDecoder', 'build_segmentor', 'eval_batchnorms', 'check_loss_keys', 'keys_not_everywhere']
 
 # %% ../../nbs/04p_models_package.ipynb #45c6eea8
 from .utils.bricks import *
@@ -44,4 +44,5 @@ _all_ = ['logger', 'CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR
          'BaseDecodeHead', 'FCNHead', 'PPM', 'PSPHead', 'ASPPModule', 'ASPPHead', 'DepthwiseSeparableASPPModule',
          'DepthwiseSeparableASPPHead', 'inherited_parameters', 'build_checked', 'build_backbone', 'build_neck',
          'build_head', 'add_prefix', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
-         'EncoderDecoder', 'build_segmentor']
+         'EncoderDecoder', 'build_segmentor',
+         'eval_batchnorms', 'check_loss_keys', 'keys_not_everywhere']

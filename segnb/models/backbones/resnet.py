@@ -9,7 +9,8 @@ __all__ = ['BasicBlock', 'Bottleneck', 'ResLayer', 'ResNet', 'ResNetV1c', 'ResNe
 import torch, torch.nn as nn, torch.utils.checkpoint
 from ...cli import SegnbError
 from ...registry import BACKBONES
-from ..utils.bricks import build_conv_layer, build_norm_layer, constant_init, init_conv_norm, unsupported
+from ..utils.bricks import (build_conv_layer, build_norm_layer, constant_init, eval_batchnorms, init_conv_norm,
+                                       unsupported)
 from ..utils.weights import load_pretrained, pretrained_path
 
 # %% ../../../nbs/04b_resnet.ipynb #aaf489e4
@@ -172,9 +173,7 @@ class ResNet(nn.Module):
         "Train mode, keeping frozen stages (and, with `norm_eval`, every BN) in eval mode."
         super().train(mode)
         self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+        if mode and self.norm_eval: eval_batchnorms(self)
         return self
 
 # %% ../../../nbs/04b_resnet.ipynb #f7c6d32b

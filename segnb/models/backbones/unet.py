@@ -9,8 +9,8 @@ __all__ = ['UPSAMPLE_LAYERS', 'BasicConvBlock', 'InterpConv', 'DeconvModule', 'U
 import torch, torch.nn as nn, torch.utils.checkpoint
 from ...cli import SegnbError
 from ...registry import BACKBONES
-from ..utils.bricks import (ConvModule, Upsample, build_activation_layer, build_norm_layer, init_conv_norm,
-                                       unsupported, _layer_type)
+from ..utils.bricks import (ConvModule, Upsample, build_activation_layer, build_norm_layer, eval_batchnorms,
+                                       init_conv_norm, unsupported, _layer_type)
 from ..utils.weights import load_pretrained, pretrained_path
 
 # %% ../../../nbs/04c_unet.ipynb #a89253f5
@@ -138,7 +138,5 @@ class UNet(nn.Module):
     def train(self, mode=True):
         "Train mode; with `norm_eval` every BN stays in eval mode."
         super().train(mode)
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+        if mode and self.norm_eval: eval_batchnorms(self)
         return self

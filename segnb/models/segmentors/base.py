@@ -42,6 +42,13 @@ class BaseSegmentor(nn.Module):
     "What all segmentors share: forward dispatch, loss parsing, train/val steps, test-time checks."
     CLASSES, PALETTE = None, None
 
+    @property
+    def with_neck(self): return getattr(self, 'neck', None) is not None
+    @property
+    def with_auxiliary_head(self): return getattr(self, 'auxiliary_head', None) is not None
+    @property
+    def with_decode_head(self): return getattr(self, 'decode_head', None) is not None
+
     def forward(self, img, img_metas, return_loss=True, **kwargs):
         "Losses (`return_loss=True`, needs `gt_semantic_seg`) or predictions (lists over augmentations)."
         return self.forward_train(img, img_metas, **kwargs) if return_loss else self.forward_test(img, img_metas, **kwargs)

@@ -74,13 +74,6 @@ class EncoderDecoder(BaseSegmentor):
         elif auxiliary_head is not None: self.auxiliary_head = build_head(auxiliary_head)
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
 
-    @property
-    def with_neck(self): return getattr(self, 'neck', None) is not None
-    @property
-    def with_auxiliary_head(self): return getattr(self, 'auxiliary_head', None) is not None
-    @property
-    def with_decode_head(self): return getattr(self, 'decode_head', None) is not None
-
     def init_weights(self):
         "Load the segmentor's `init_cfg` checkpoint, or initialise each part (backbone weights from `pretrained`)."
         if self.checkpoint is not None: return load_pretrained(self, self.checkpoint, self.checkpoint_prefix)
@@ -111,7 +104,6 @@ class EncoderDecoder(BaseSegmentor):
         return losses
 
     def forward_dummy(self, img): return self.encode_decode(img, None)
-
 
     def whole_inference(self, img, img_meta, rescale):
         "Logits from one pass on the whole image (resized back to `ori_shape` when `rescale`)."
