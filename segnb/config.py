@@ -337,9 +337,10 @@ class Config:
     def __init__(self, cfg_dict=None, cfg_text=None, filename=None):
         if cfg_dict is None: cfg_dict = {}
         elif not isinstance(cfg_dict, dict): raise ConfigTypeError(f'cfg_dict must be a dict, but got {type(cfg_dict).__name__}')
-        for key in cfg_dict:
-            if key in RESERVED_KEYS: raise ConfigKeyError(f'{key!r} is a reserved name and cannot be a config key')
         filename = os.fspath(filename) if isinstance(filename, os.PathLike) else filename
+        for key in cfg_dict:
+            if key in RESERVED_KEYS:
+                raise ConfigKeyError(f"{filename + ': ' if filename else ''}{key!r} is a reserved name and cannot be a config key")
         text = cfg_text or (Path(filename).read_text(encoding='utf-8') if filename else '')
         object.__setattr__(self, '_cfg_dict', ConfigDict(cfg_dict))
         object.__setattr__(self, '_filename', filename)
