@@ -6,8 +6,8 @@
 __all__ = ['logger', 'BASE_KEY', 'DELETE_KEY', 'DEPRECATION_KEY', 'RESERVED_KEYS', 'FORMATS', 'CONFIG_SCHEMA', 'TRAIN_NEEDS',
            'TEST_NEEDS', 'ConfigDict', 'substitute_predefined_vars', 'protect_base_refs', 'load_python', 'load_yaml',
            'load_json', 'ParsedFile', 'warn_deprecation', 'parse_text', 'clear_cache', 'parse_file', 'merge_into',
-           'resolve_base_refs', 'build_config', 'run_custom_imports', 'format_value', 'format_config', 'Config',
-           'options_to_tree', 'render_config', 'check_config', 'flatten', 'key_sources', 'base_tree',
+           'resolve_base_refs', 'build_config', 'run_custom_imports', 'format_value', 'format_config',
+           'options_to_tree', 'render_config', 'Config', 'check_config', 'flatten', 'key_sources', 'base_tree',
            'plot_config_tree', 'time_fromfile', 'ConfigError']
 
 # %% ../nbs/02_config.ipynb #e7bcc6e2
@@ -15,7 +15,6 @@ import copy, importlib, json, keyword, logging, math, os, re, time, types, uuid,
 from pathlib import Path
 from typing import NamedTuple
 import yaml
-from fastcore.basics import patch
 from .errors import (ConfigAttributeError, ConfigError, ConfigFileNotFoundError, ConfigFormatError, ConfigKeyError,
                           ConfigSyntaxError, ConfigTypeError, ConfigValueError, error_like)
 _all_ = ['ConfigError']
@@ -331,6 +330,29 @@ def format_config(cfg):
         if not _is_name(k): raise ConfigError(f'top-level key {k!r} is not a Python name, so the config cannot be written as .py')
     return ''.join(f'{k} = {format_value(v, 0, len(k) + 3)}\n' for k, v in cfg.items())
 
+# %% ../nbs/02_config.ipynb #4a88764c
+def options_to_tree(options):
+    "Turn `{'a.b.c': v}` into `{'a': {'b': {'c': v}}}`."
+    tree = {}
+    for full_key, value in options.items():
+        node, *parents = tree, *str(full_key).split('.')[:-1]
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict): raise ConfigTypeError(f'option {full_key!r} goes inside {part!r}, which another option sets to {node!r}')
+        node[str(full_key).split('.')[-1]] = value
+    return tree
+
+# %% ../nbs/02_config.ipynb #2e4933c2
+def render_config(cfg_dict, ext, where):
+    "The text of config dict `cfg_dict` in format `ext`."
+    try:
+        if ext == '.py': return format_config(cfg_dict)
+        if ext == '.json': return json.dumps(cfg_dict, indent=2, default=lambda o: list(o) if isinstance(o, (set, range)) else repr(o)) + '\n'
+        if ext in ('.yaml', '.yml'): return yaml.dump(cfg_dict, Dumper=_YamlDumper, sort_keys=False)
+    except ConfigError: raise
+    except Exception as e: raise ConfigError(f'{where}: the config cannot be written as {ext}: {_one_line(e)}') from None
+    raise ConfigFormatError(f"{where}: unknown config file extension '{ext}' (expected one of {', '.join(FORMATS)})")
+
 # %% ../nbs/02_config.ipynb #d8461e54
 class Config:
     "A config: a `ConfigDict` plus the file it came from; `Config.fromfile` reads .py, .json and .yaml files."
@@ -372,6 +394,20 @@ class Config:
     def pretty_text(self): return format_config(self._cfg_dict)
 
     def to_dict(self): return self._cfg_dict.to_dict()
+
+    def merge_from_dict(self, options, allow_list_keys=True):
+        "Merge options such as `{'model.backbone.depth': 101, 'data.train.pipeline.2.img_scale': (1024, 512)}`."
+        try: merged = merge_into(options_to_tree(options), self._cfg_dict, allow_list_keys)
+        except ConfigError as e: raise error_like(e, f'cannot merge options {options!r}: {e}', ConfigError) from None
+        object.__setattr__(self, '_cfg_dict', ConfigDict(merged))
+
+    def dump(self, file=None):
+        "Write the config to `file` (.py/.json/.yaml/.yml), or return its text when `file` is None."
+        target = os.fspath(file) if file is not None else (self.filename or 'config.py')
+        text = render_config(self.to_dict(), os.path.splitext(target)[1], target)
+        if file is None: return text
+        Path(target).write_text(text, encoding='utf-8')
+
     def __repr__(self): return f'Config (path: {self.filename}): {self._cfg_dict!r}'
     def __len__(self): return len(self._cfg_dict)
     def __iter__(self): return iter(self._cfg_dict)
@@ -393,44 +429,6 @@ class Config:
         new = Config.__new__(Config)
         new.__setstate__(state)
         return new
-
-# %% ../nbs/02_config.ipynb #4a88764c
-def options_to_tree(options):
-    "Turn `{'a.b.c': v}` into `{'a': {'b': {'c': v}}}`."
-    tree = {}
-    for full_key, value in options.items():
-        node, *parents = tree, *str(full_key).split('.')[:-1]
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict): raise ConfigTypeError(f'option {full_key!r} goes inside {part!r}, which another option sets to {node!r}')
-        node[str(full_key).split('.')[-1]] = value
-    return tree
-
-@patch
-def merge_from_dict(self: Config, options, allow_list_keys=True):
-    "Merge options such as `{'model.backbone.depth': 101, 'data.train.pipeline.2.img_scale': (1024, 512)}`."
-    try: merged = merge_into(options_to_tree(options), self._cfg_dict, allow_list_keys)
-    except ConfigError as e: raise error_like(e, f'cannot merge options {options!r}: {e}', ConfigError) from None
-    object.__setattr__(self, '_cfg_dict', ConfigDict(merged))
-
-# %% ../nbs/02_config.ipynb #2e4933c2
-def render_config(cfg_dict, ext, where):
-    "The text of config dict `cfg_dict` in format `ext`."
-    try:
-        if ext == '.py': return format_config(cfg_dict)
-        if ext == '.json': return json.dumps(cfg_dict, indent=2, default=lambda o: list(o) if isinstance(o, (set, range)) else repr(o)) + '\n'
-        if ext in ('.yaml', '.yml'): return yaml.dump(cfg_dict, Dumper=_YamlDumper, sort_keys=False)
-    except ConfigError: raise
-    except Exception as e: raise ConfigError(f'{where}: the config cannot be written as {ext}: {_one_line(e)}') from None
-    raise ConfigFormatError(f"{where}: unknown config file extension '{ext}' (expected one of {', '.join(FORMATS)})")
-
-@patch
-def dump(self: Config, file=None):
-    "Write the config to `file` (.py/.json/.yaml/.yml), or return its text when `file` is None."
-    target = os.fspath(file) if file is not None else (self.filename or 'config.py')
-    text = render_config(self.to_dict(), os.path.splitext(target)[1], target)
-    if file is None: return text
-    Path(target).write_text(text, encoding='utf-8')
 
 # %% ../nbs/02_config.ipynb #dd515996
 def _pairs(v): return isinstance(v, (list, tuple)) and all(
