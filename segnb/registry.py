@@ -4,32 +4,30 @@
 
 # %% auto #0
 __all__ = ['MODELS', 'BACKBONES', 'NECKS', 'HEADS', 'LOSSES', 'SEGMENTORS', 'DATASETS', 'PIPELINES', 'TRANSFORMS', 'HOOKS',
-           'OPTIMIZERS', 'OPTIMIZER_BUILDERS', 'RUNNERS', 'RegistryError', 'build_from_cfg', 'split_scope',
-           'redefinition', 'Registry', 'plot_registry']
+           'OPTIMIZERS', 'OPTIMIZER_BUILDERS', 'RUNNERS', 'key_path', 'build_key', 'build_from_cfg', 'split_scope',
+           'redefinition', 'Registry', 'plot_registry', 'RegistryError']
 
 # %% ../nbs/01_registry.ipynb #c855fdd7
-import difflib, inspect
-from .cli import SegnbError
-
-# %% ../nbs/01_registry.ipynb #22bc9c30
-class RegistryError(SegnbError, KeyError):
-    "A name that is not in a registry, or a `type` missing from a config dict."
-    def __str__(self): return str(self.args[0]) if self.args else ''
+import contextlib, contextvars, difflib, inspect, warnings
+from .errors import BuildError, BuildTypeError, RegistryError, SegnbError, error_like
+_all_ = ['RegistryError']
 
 # %% ../nbs/01_registry.ipynb #b85f1f62
 def _check_arguments(obj_cls, args):
-    "Raise a `SegnbError` naming the class and the argument when `args` do not fit `obj_cls`'s signature."
+    "Raise a `BuildTypeError` naming the class and the argument when `args` do not fit `obj_cls`'s signature."
     try: sig = inspect.signature(obj_cls)
     except (TypeError, ValueError): return
     try: sig.bind(**args)
     except TypeError as e:
         known = [p for p in sig.parameters if p not in ('self', 'args', 'kwargs')]
-        raise SegnbError(f'{obj_cls.__name__}: {e} (accepted: {", ".join(known)})') from None
+        raise BuildTypeError(f'{obj_cls.__name__}: {e} (accepted: {", ".join(known)})') from None
 
-# %% ../nbs/01_registry.ipynb #e7f0ea7c
-def build_from_cfg(cfg, registry, default_args=None):
-    "Build an object from a config dict: `cfg['type']` (a name in `registry` or a class) called with the other keys."
-    if not isinstance(cfg, dict): raise SegnbError(f'cfg must be a dict, but got {type(cfg).__name__}: {cfg!r}')
+def _resolve(cfg, registry, default_args):
+    "The class `cfg` names and the arguments to call it with, after mmcv 1.7's checks."
+    if not isinstance(cfg, dict): raise BuildTypeError(f'cfg must be a dict, but got {type(cfg).__name__}: {cfg!r}')
+    if not isinstance(registry, Registry): raise TypeError(f'registry must be a Registry, but got {type(registry).__name__}')
+    if not (default_args is None or isinstance(default_args, dict)):
+        raise TypeError(f'default_args must be a dict or None, but got {type(default_args).__name__}')
     if 'type' not in cfg and (default_args is None or 'type' not in default_args):
         raise RegistryError(f'`cfg` or `default_args` must contain the key "type", but got {dict(cfg)} and {default_args}')
     args = dict(cfg)
@@ -37,13 +35,56 @@ def build_from_cfg(cfg, registry, default_args=None):
     obj_type = args.pop('type')
     if isinstance(obj_type, str): obj_cls = registry.get(obj_type)
     elif inspect.isclass(obj_type) or inspect.isfunction(obj_type): obj_cls = obj_type
-    else: raise SegnbError(f'type must be a str or a class, but got {type(obj_type).__name__}: {obj_type!r}')
+    else: raise BuildTypeError(f'type must be a str or a class, but got {type(obj_type).__name__}: {obj_type!r}')
     _check_arguments(obj_cls, args)
+    return obj_cls, args
+
+# %% ../nbs/01_registry.ipynb #e7f0ea7c
+_BUILDING = contextvars.ContextVar('segnb_building', default=())
+
+def _find_path(parent, cfg, prefix, depth=4):
+    "The key path of `cfg` among the values of `parent` (dict keys, list indices), found by identity; or None."
+    for k, v in (parent.items() if isinstance(parent, dict) else enumerate(parent)):
+        path = f'{prefix}.{k}'.lstrip('.') if isinstance(parent, dict) else f'{prefix}[{k}]'
+        if v is cfg: return path
+        found = _find_path(v, cfg, path, depth - 1) if depth > 1 and isinstance(v, (dict, list, tuple)) else None
+        if found: return found
+    return None
+
+def key_path(cfg, key=None):
+    "Where `cfg` sits in the config: `key` if given, else its place in the dict being built (or the `build_key`)."
+    if key is not None or not _BUILDING.get(): return key
+    parent_path, parent = _BUILDING.get()[-1]
+    if parent is None: return parent_path
+    return _find_path(parent, cfg, parent_path or '') or parent_path
+
+@contextlib.contextmanager
+def build_key(path):
+    "Name the config key (`'model'`, `'data.train'`) of the objects built in the block that no build encloses."
+    token = _BUILDING.set(_BUILDING.get() + ((path, None),))
+    try: yield
+    finally: _BUILDING.reset(token)
+
+# %% ../nbs/01_registry.ipynb #bcbd3506
+def _located(e, path, obj_cls, registry):
+    "`e` made again as a `BuildError` of its type, its one-line message naming the key path and the class."
+    msg = ' '.join(str(e).split()) or type(e).__name__
+    if not isinstance(e, SegnbError): msg = f'{type(e).__name__}: {msg}'
+    if not msg.startswith(f'{obj_cls.__name__}:'): msg = f'{obj_cls.__name__}: {msg}'
+    new = error_like(e, f'{path}: {msg}' if path else msg, BuildError)
+    new.add_note(f'while building {obj_cls.__name__} from the {registry.name} registry')
+    return new
+
+def build_from_cfg(cfg, registry, default_args=None, key=None):
+    "Build an object from a config dict: `cfg['type']` (a name in `registry` or a class) called with the other keys."
+    path = key_path(cfg, key)
+    try: obj_cls, args = _resolve(cfg, registry, default_args)
+    except SegnbError as e: raise (error_like(e, f'{path}: {e}', BuildError) if path else e) from None
+    token = _BUILDING.set(_BUILDING.get() + ((path, args),))
     try: return obj_cls(**args)
-    except SegnbError: raise
-    except Exception as e:
-        e.add_note(f'while building {obj_cls.__name__} from the {registry.name} registry')
-        raise
+    except BuildError: raise
+    except Exception as e: raise _located(e, path, obj_cls, registry) from e
+    finally: _BUILDING.reset(token)
 
 # %% ../nbs/01_registry.ipynb #07bd459d
 def split_scope(key):
@@ -61,13 +102,20 @@ def redefinition(old, new):
 # %% ../nbs/01_registry.ipynb #657e4e8f
 class Registry:
     "A map from names to classes (or functions), filled by `register_module`, used by `build`."
-    def __init__(self, name, build_func=None, parent=None, scope='segnb'):
-        self.name, self.scope, self.parent = name, scope, parent
+    def __init__(self, name, build_func=None, parent=None, scope=None):
+        self.name, self.parent = name, parent
+        self.scope = self.infer_scope() if scope is None else scope
         self._module_dict, self.children = {}, {}
         self.build_func = build_func or (parent.build_func if parent is not None else build_from_cfg)
         if parent is not None:
-            assert scope not in parent.children, f'scope {scope} already has a child of {parent.name}'
-            parent.children[scope] = self
+            assert self.scope not in parent.children, f'scope {self.scope} already has a child of {parent.name}'
+            parent.children[self.scope] = self
+
+    @staticmethod
+    def infer_scope():
+        "The top package of the module creating the registry (mmcv's rule); `'segnb'` in a notebook or a REPL."
+        module = inspect.currentframe().f_back.f_back.f_globals.get('__name__') or '__main__'
+        return 'segnb' if module == '__main__' else module.split('.')[0]
 
     def __len__(self): return len(self._module_dict)
     def __contains__(self, key): return self._lookup(key) is not None
@@ -131,7 +179,11 @@ class Registry:
     def register_module(self, name=None, force=False, module=None):
         "Register a class under its name, `name`, or each of a list of names; as a decorator or a call."
         if not isinstance(force, bool): raise TypeError(f'force must be a bool, but got {type(force).__name__}')
-        if not (name is None or isinstance(name, str) or all(isinstance(n, str) for n in name)):
+        if inspect.isclass(name):
+            warnings.warn('register_module(Cls) is deprecated: use @register_module() or register_module(module=Cls)',
+                          DeprecationWarning, stacklevel=2)
+            name, module = None, name
+        if not (name is None or isinstance(name, str) or (isinstance(name, (list, tuple)) and all(isinstance(n, str) for n in name))):
             raise TypeError(f'name must be None, a str or a list of str, but got {name!r}')
         if module is not None:
             self._register(module, name, force)

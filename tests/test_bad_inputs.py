@@ -157,10 +157,31 @@ CASES = [
          ['other_classes.pth', 'decode_head.conv_seg'], bad_ckpt('other_classes')),
     Case('test-ckpt-missing', E, ['{cfg}', '{tmp}/none.pth', '--eval', 'mIoU'], ['none.pth']),
     Case('test-cfg-missing', E, ['{tmp}/nope.py', '{ckpt}', '--eval', 'mIoU'], ['nope.py']),
+    # ---- the operating system: one line naming what was being done, and where ----
+    Case('os-work-dir-is-file', T, ['{cfg}', '--work-dir', '{tmp}/afile'], ['file exists while creating', 'afile'],
+         write('afile', 'not a folder\n')),
+    Case('os-work-dir-under-file', T, ['{cfg}', '--work-dir', '{tmp}/afile/sub'], ['not a directory', 'afile/sub'],
+         write('afile', 'not a folder\n')),
+    # ---- sections and types of the config (segnb.config.check_config) ----
+    Case('cfg-empty', T, ['{tmp}/empty.py'] + W, ['empty.py', 'the config is empty'], write('empty.py', '')),
+    Case('cfg-no-model', T, ['{tmp}/nomodel.py'] + W, ['nomodel.py', 'model is missing'],
+         write('nomodel.py', "data = dict(samples_per_gpu=2, workers_per_gpu=0, train=dict(type='ShapesDataset'))\n")),
+    Case('cfg-no-data-train', T, ['{tmp}/notrain.py'] + W, ['notrain.py', 'data.train is missing'],
+         child('notrain.py', "data = dict(_delete_=True, samples_per_gpu=2, workers_per_gpu=0)\n")),
+    Case('cfg-hooks-not-dicts', T, ['{tmp}/hooks2.py'] + W, ['hooks2.py', 'custom_hooks[1] must be a dict'],
+         child('hooks2.py', "custom_hooks = [dict(type='FaultHook'), 'EMAHook']\n")),
+    Case('cfg-samples-type', T, ['{cfg}', '--cfg-options', 'data.samples_per_gpu=two'] + W,
+         ['tiny.py', 'data.samples_per_gpu must be an int', "'two'"]),
+    Case('test-cfg-no-test-split', E, ['{tmp}/notest.py', '{ckpt}', '--eval', 'mIoU'], ['notest.py', 'data.test is missing'],
+         child('notest.py', "data = dict(_delete_=True, samples_per_gpu=2, workers_per_gpu=0)\n")),
 ]
 assert len({c.id for c in CASES}) == len(CASES) and SUB <= {c.id for c in CASES}
 # known gaps in modules outside the reliability work: each must fail until its module is fixed (strict xfail)
-XFAIL = {}
+# Wiring: these pass once segnb.train.load_config and segnb.test.main call segnb.config.check_config(cfg, TRAIN_NEEDS /
+# TEST_NEEDS) right after merging --cfg-options; then delete them from here.
+_NEEDS_CHECK_CONFIG = 'train/test do not call segnb.config.check_config yet'
+XFAIL = {c: _NEEDS_CHECK_CONFIG for c in ('cfg-empty', 'cfg-no-model', 'cfg-no-data-train', 'cfg-hooks-not-dicts',
+                                         'cfg-samples-type', 'test-cfg-no-test-split')}
 
 def params(cases):
     return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=XFAIL[c.id])] if c.id in XFAIL else [])
