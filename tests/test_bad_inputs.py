@@ -158,9 +158,9 @@ CASES = [
     Case('test-ckpt-missing', E, ['{cfg}', '{tmp}/none.pth', '--eval', 'mIoU'], ['none.pth']),
     Case('test-cfg-missing', E, ['{tmp}/nope.py', '{ckpt}', '--eval', 'mIoU'], ['nope.py']),
     # ---- the operating system: one line naming what was being done, and where ----
-    Case('os-work-dir-is-file', T, ['{cfg}', '--work-dir', '{tmp}/afile'], ['file exists while creating', 'afile'],
+    Case('os-work-dir-is-file', T, ['{cfg}', '--work-dir', '{tmp}/afile'], ['exists and is not a directory', 'afile'],
          write('afile', 'not a folder\n')),
-    Case('os-work-dir-under-file', T, ['{cfg}', '--work-dir', '{tmp}/afile/sub'], ['not a directory', 'afile/sub'],
+    Case('os-work-dir-under-file', T, ['{cfg}', '--work-dir', '{tmp}/afile/sub'], ['cannot be written', 'afile/sub'],
          write('afile', 'not a folder\n')),
     # ---- sections and types of the config (segnb.config.check_config) ----
     Case('cfg-empty', T, ['{tmp}/empty.py'] + W, ['empty.py', 'the config is empty'], write('empty.py', '')),

@@ -21,7 +21,7 @@ def one_line_error(p, *expect):
     lines = p.stderr.strip().splitlines()
     assert p.returncode != 0, p.stderr
     assert 'Traceback' not in p.stderr, p.stderr
-    assert lines and 'error' in lines[-1] and all(e in lines[-1] for e in expect), p.stderr
+    assert lines and 'error' in lines[-1] and all(e.lower() in lines[-1].lower() for e in expect), p.stderr
 
 
 def test_work_dir_is_a_file(cfg, tmp_path):
