@@ -180,8 +180,7 @@ assert len({c.id for c in CASES}) == len(CASES) and SUB <= {c.id for c in CASES}
 # Wiring: these pass once segnb.train.load_config and segnb.test.main call segnb.config.check_config(cfg, TRAIN_NEEDS /
 # TEST_NEEDS) right after merging --cfg-options; then delete them from here.
 _NEEDS_CHECK_CONFIG = 'train/test do not call segnb.config.check_config yet'
-XFAIL = {c: _NEEDS_CHECK_CONFIG for c in ('cfg-empty', 'cfg-no-model', 'cfg-no-data-train', 'cfg-hooks-not-dicts',
-                                         'cfg-samples-type', 'test-cfg-no-test-split')}
+XFAIL = {c: _NEEDS_CHECK_CONFIG for c in ('test-cfg-no-test-split',)}
 
 def params(cases):
     return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=XFAIL[c.id])] if c.id in XFAIL else [])
