@@ -7,7 +7,7 @@ __all__ = ['WANDB_SUMMARIES', 'first_momentum', 'LoggerHook', 'round_floats', 'f
            'TensorboardLoggerHook', 'import_extra', 'files_with_suffix', 'WandbLoggerHook', 'MlflowLoggerHook']
 
 # %% ../../nbs/07b_logger_hooks.ipynb #b76b9ac0
-import datetime, json, os, os.path as osp, shutil
+import datetime, json, os, os.path as osp, shutil, inspect
 import torch
 from .hook import Hook, check_file_client_args, out_dir_for
 from collections import OrderedDict
@@ -167,7 +167,7 @@ class TensorboardLoggerHook(LoggerHook):
     def after_run(self, runner):
         if self.writer is not None: self.writer.close()
 
-# %% ../../nbs/07b_logger_hooks.ipynb #db16259b
+# %% ../../nbs/07b_logger_hooks.ipynb #9af290d5
 WANDB_SUMMARIES = ('min', 'max', 'mean', 'best', 'last', 'none')
 
 def import_extra(module, hook):
@@ -180,7 +180,7 @@ def files_with_suffix(folder, suffixes):
     suffixes = (suffixes,) if isinstance(suffixes, str) else tuple(suffixes)
     return sorted(osp.relpath(osp.join(d, f), folder) for d, _, files in os.walk(folder) for f in files if f.endswith(suffixes))
 
-# %% ../../nbs/07b_logger_hooks.ipynb #14a9bab5
+# %% ../../nbs/07b_logger_hooks.ipynb #f8cb8bba
 @HOOKS.register_module()
 class WandbLoggerHook(LoggerHook):
     "mmcv's WandbLoggerHook: the loggable tags to Weights & Biases, the work_dir's logs as an artifact at the end."
@@ -212,7 +212,7 @@ class WandbLoggerHook(LoggerHook):
             self.wandb.log_artifact(artifact)
         self.wandb.finish()
 
-# %% ../../nbs/07b_logger_hooks.ipynb #2982bb01
+# %% ../../nbs/07b_logger_hooks.ipynb #425c5405
 @HOOKS.register_module()
 class MlflowLoggerHook(LoggerHook):
     "mmcv's MlflowLoggerHook: the loggable tags as MLflow metrics, and the model as an artifact at the end."
@@ -236,5 +236,6 @@ class MlflowLoggerHook(LoggerHook):
         if runner.rank != 0: return
         if self.log_model:
             import mlflow.pytorch
-            mlflow.pytorch.log_model(unwrap_model(runner.model), 'models', pip_requirements=[f'torch=={torch.__version__}'])
+            fmt = dict(serialization_format='pickle') if 'serialization_format' in inspect.signature(mlflow.pytorch.log_model).parameters else {}
+            mlflow.pytorch.log_model(unwrap_model(runner.model), 'models', pip_requirements=[f'torch=={torch.__version__}'], **fmt)
         self.mlflow.end_run()
