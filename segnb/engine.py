@@ -6,7 +6,7 @@
 __all__ = ['save_label_png', 'format_results', 'single_gpu_test', 'collect_results_gpu', 'collect_results_cpu', 'multi_gpu_test',
            'to_device', 'model_device', 'rng_preserved']
 
-# %% ../nbs/07c_engine.ipynb #b29dc315
+# %% ../nbs/07c_engine.ipynb #d40d3405
 import os, os.path as osp, pickle, shutil, tempfile, contextlib, random
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ def _predict(model, data_loader, pre_eval, format_args=None):
             results.extend(result); indices.extend(idx); bar.update(1)
     return results, indices
 
-# %% ../nbs/07c_engine.ipynb #08302f36
+# %% ../nbs/07c_engine.ipynb #47a6483f
 def save_label_png(pred, path):
     "A prediction as a PNG of class indices (uint8); the path."
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
@@ -54,7 +54,7 @@ def format_results(dataset, results, indices, imgfile_prefix='.format_results', 
     names = [osp.splitext(osp.basename(dataset.img_infos[i]['filename']))[0] for i in indices]
     return [save_label_png(r, osp.join(imgfile_prefix, f'{n}.png')) for r, n in zip(results, names)]
 
-# %% ../nbs/07c_engine.ipynb #984a9743
+# %% ../nbs/07c_engine.ipynb #6a69840d
 def single_gpu_test(model, data_loader, pre_eval=True, format_only=False, format_args={}):
     "mmseg's single_gpu_test: predictions, per-image `(intersect, union, pred, label)` areas (`pre_eval`), or file names (`format_only`)."
     if pre_eval and format_only: raise SegnbError('pre_eval and format_only cannot both be on')
@@ -67,7 +67,7 @@ def _merge_parts(parts, size):
         for i, r in part: by_index.setdefault(i, r)
     return [by_index[i] for i in sorted(by_index)][:size]
 
-# %% ../nbs/07c_engine.ipynb #8b00adce
+# %% ../nbs/07c_engine.ipynb #7185a022
 def collect_results_gpu(result_part, size):
     "mmcv's GPU mode: all_gather every process's pickled `(index, result)` pairs; the results on rank 0, None elsewhere."
     rank, world_size = get_dist_info()
@@ -97,7 +97,7 @@ def collect_results_cpu(result_part, size, tmpdir=None):
     if tmpdir is None and not os.listdir(base): os.rmdir(base)
     return _merge_parts(parts, size)
 
-# %% ../nbs/07c_engine.ipynb #3c1c6798
+# %% ../nbs/07c_engine.ipynb #9ba162c8
 def multi_gpu_test(model, data_loader, tmpdir=None, gpu_collect=False, pre_eval=True, format_only=False, format_args={}):
     "Each process tests its share; areas are summed over processes, or results collected on rank 0 (`gpu_collect` / `tmpdir`)."
     if pre_eval and format_only: raise SegnbError('pre_eval and format_only cannot both be on')

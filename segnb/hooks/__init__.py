@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/07e_hooks_package.ipynb #b0d1f0fb
+# %% ../../nbs/07e_hooks_package.ipynb #fcb1bb68
 from ..engine import (to_device, model_device, rng_preserved, single_gpu_test, multi_gpu_test,
                           collect_results_cpu, collect_results_gpu)
 from ..metrics import sum_areas

@@ -357,7 +357,7 @@ class DistSamplerSeedHook(Hook):
         sampler = data_sampler(getattr(runner.data_loader, 'loader', runner.data_loader))
         if hasattr(sampler, 'set_epoch'): sampler.set_epoch(runner.epoch)
 
-# %% ../../nbs/07_hooks.ipynb #ca357b32
+# %% ../../nbs/07_hooks.ipynb #a133980b
 @HOOKS.register_module()
 class EmptyCacheHook(Hook):
     "Release cached CUDA memory at the chosen stages (a no-op on CPU)."
@@ -372,7 +372,7 @@ class EmptyCacheHook(Hook):
     def after_iter(self, runner):
         if self._after_iter: self._empty()
 
-# %% ../../nbs/07_hooks.ipynb #d2a46711
+# %% ../../nbs/07_hooks.ipynb #760c8af3
 @HOOKS.register_module()
 class ProgressBarHook(Hook):
     "A tqdm bar over the iterations on rank 0 when stderr is a terminal; shows the loss at each log."
@@ -426,7 +426,7 @@ class EMAHook(Hook):
     def state_dict(self): return {'ema': {b: self.buffers[b] for b in self.buffer_names.values()}} if hasattr(self, 'buffers') else {}
     def load_state_dict(self, state): self._pending = state.get('ema')
 
-# %% ../../nbs/07_hooks.ipynb #6af78660
+# %% ../../nbs/07_hooks.ipynb #8d2b0359
 def sync_buffers(model):
     "Average the floating-point buffers over processes (one all-reduce); integer buffers are rank 0's."
     world_size = get_dist_info()[1]
@@ -448,7 +448,7 @@ class SyncBuffersHook(Hook):
     def after_epoch(self, runner):
         if self.distributed: sync_buffers(runner.model)
 
-# %% ../../nbs/07_hooks.ipynb #fad7d294
+# %% ../../nbs/07_hooks.ipynb #3d730dbc
 def profiler_activities(activities):
     "torch.profiler activities from mmcv's names ('cpu', 'cuda')."
     known = dict(cpu=torch.profiler.ProfilerActivity.CPU, cuda=torch.profiler.ProfilerActivity.CUDA)
@@ -467,7 +467,7 @@ def trace_handler(on_trace_ready, runner):
     runner.logger.info(f'tracing files of ProfilerHook will be saved to {args["dir_name"]}')
     return torch.profiler.tensorboard_trace_handler(**args)
 
-# %% ../../nbs/07_hooks.ipynb #792f2cae
+# %% ../../nbs/07_hooks.ipynb #781718f7
 @HOOKS.register_module()
 class ProfilerHook(Hook):
     "mmcv's ProfilerHook: torch.profiler over the first `profile_iters` iterations (or epochs), on rank 0."

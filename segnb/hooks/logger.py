@@ -167,7 +167,7 @@ class TensorboardLoggerHook(LoggerHook):
     def after_run(self, runner):
         if self.writer is not None: self.writer.close()
 
-# %% ../../nbs/07b_logger_hooks.ipynb #9af290d5
+# %% ../../nbs/07b_logger_hooks.ipynb #28b73573
 WANDB_SUMMARIES = ('min', 'max', 'mean', 'best', 'last', 'none')
 
 def import_extra(module, hook):
@@ -180,7 +180,7 @@ def files_with_suffix(folder, suffixes):
     suffixes = (suffixes,) if isinstance(suffixes, str) else tuple(suffixes)
     return sorted(osp.relpath(osp.join(d, f), folder) for d, _, files in os.walk(folder) for f in files if f.endswith(suffixes))
 
-# %% ../../nbs/07b_logger_hooks.ipynb #f8cb8bba
+# %% ../../nbs/07b_logger_hooks.ipynb #b6ccd80a
 @HOOKS.register_module()
 class WandbLoggerHook(LoggerHook):
     "mmcv's WandbLoggerHook: the loggable tags to Weights & Biases, the work_dir's logs as an artifact at the end."
@@ -212,7 +212,7 @@ class WandbLoggerHook(LoggerHook):
             self.wandb.log_artifact(artifact)
         self.wandb.finish()
 
-# %% ../../nbs/07b_logger_hooks.ipynb #425c5405
+# %% ../../nbs/07b_logger_hooks.ipynb #548e46d0
 @HOOKS.register_module()
 class MlflowLoggerHook(LoggerHook):
     "mmcv's MlflowLoggerHook: the loggable tags as MLflow metrics, and the model as an artifact at the end."

@@ -11,7 +11,7 @@ __all__ = ['MOMENTUM_POLICIES', 'lr_hook_type', 'set_lr', 'LrUpdaterHook', 'Fixe
            'LinearAnnealingMomentumUpdaterHook', 'CyclicMomentumUpdaterHook', 'per_group',
            'OneCycleMomentumUpdaterHook']
 
-# %% ../../nbs/07a_schedule_hooks.ipynb #ddbd80e7
+# %% ../../nbs/07a_schedule_hooks.ipynb #9c26f8f2
 from ..cli import SegnbError
 from ..registry import HOOKS
 from ..optim import (LR_POLICIES, LrSchedule, build_lr_policy, policy_class_name, Step, CosineAnnealing,
@@ -28,7 +28,7 @@ def set_lr(optimizer, lrs):
     "Write one lr into each param group."
     for group, lr in zip(optimizer.param_groups, lrs): group['lr'] = lr
 
-# %% ../../nbs/07a_schedule_hooks.ipynb #4c4a6b4f
+# %% ../../nbs/07a_schedule_hooks.ipynb #698b3425
 class LrUpdaterHook(Hook):
     "Set each param group's lr from its `initial_lr` with the policy `policy_name` of segnb.optim, and mmcv's warmup."
     policy_name = None
@@ -58,7 +58,7 @@ class LrUpdaterHook(Hook):
         if not self.by_epoch: self.regular_lr = self.get_regular_lr(runner)
         set_lr(runner.optimizer, [self.schedule.with_warmup(runner.iter, lr, self.epoch_len) for lr in self.regular_lr])
 
-# %% ../../nbs/07a_schedule_hooks.ipynb #8187d9ec
+# %% ../../nbs/07a_schedule_hooks.ipynb #2ed16c57
 @HOOKS.register_module()
 class FixedLrUpdaterHook(LrUpdaterHook):
     "mmcv's FixedLrUpdaterHook: the lr stays at its initial value (warmup still applies)."
@@ -94,7 +94,7 @@ class LinearAnnealingLrUpdaterHook(LrUpdaterHook):
     "mmcv's LinearAnnealingLrUpdaterHook (`min_lr` or `min_lr_ratio`)."
     policy_name = 'LinearAnnealing'
 
-# %% ../../nbs/07a_schedule_hooks.ipynb #2aae0982
+# %% ../../nbs/07a_schedule_hooks.ipynb #5b9d6a88
 @HOOKS.register_module()
 class FlatCosineAnnealingLrUpdaterHook(LrUpdaterHook):
     "mmcv's FlatCosineAnnealingLrUpdaterHook (`start_percent`, `min_lr` or `min_lr_ratio`)."
@@ -119,7 +119,7 @@ def lr_updater_hook(policy_name):
     "The registered `<policy>LrUpdaterHook` class for a policy of `segnb.optim.LR_POLICIES`."
     return HOOKS.get(lr_hook_type(policy_name))
 
-# %% ../../nbs/07a_schedule_hooks.ipynb #6128914f
+# %% ../../nbs/07a_schedule_hooks.ipynb #6d5ca396
 MOMENTUM_POLICIES = ('Step', 'CosineAnnealing', 'LinearAnnealing', 'Cyclic', 'OneCycle')
 
 def momentum_hook_type(policy):
@@ -140,7 +140,7 @@ def set_momentum(optimizer, momenta):
         if 'momentum' in group: group['momentum'] = m
         elif 'betas' in group: group['betas'] = (m, group['betas'][1])
 
-# %% ../../nbs/07a_schedule_hooks.ipynb #42903698
+# %% ../../nbs/07a_schedule_hooks.ipynb #def32c8b
 class MomentumUpdaterHook(Hook):
     "Set each param group's momentum from its `initial_momentum` with `policy`, and mmcv's momentum warmup."
     def __init__(self, policy, by_epoch=True, warmup=None, warmup_iters=0, warmup_ratio=0.9, **unknown):
@@ -167,7 +167,7 @@ class MomentumUpdaterHook(Hook):
         if not self.by_epoch: self.regular_momentum = self.get_regular_momentum(runner)
         set_momentum(runner.optimizer, [self.schedule.with_warmup(runner.iter, m) for m in self.regular_momentum])
 
-# %% ../../nbs/07a_schedule_hooks.ipynb #623cd02d
+# %% ../../nbs/07a_schedule_hooks.ipynb #d2e69416
 @HOOKS.register_module()
 class StepMomentumUpdaterHook(MomentumUpdaterHook):
     "mmcv's StepMomentumUpdaterHook: multiply by `gamma` at each step, never below `min_momentum`."
@@ -193,7 +193,7 @@ class CyclicMomentumUpdaterHook(MomentumUpdaterHook):
                  anneal_strategy='cos', gamma=1., **kwargs):
         super().__init__(Cyclic(target_ratio, cyclic_times, step_ratio_up, anneal_strategy, gamma), by_epoch, **kwargs)
 
-# %% ../../nbs/07a_schedule_hooks.ipynb #3f6504f0
+# %% ../../nbs/07a_schedule_hooks.ipynb #0249d186
 def per_group(name, value, optimizer):
     "One value per param group from a number, a list (one each) or a dict keyed by the optimizer's class name."
     if isinstance(value, dict): value = value.get(type(optimizer).__name__, value)
