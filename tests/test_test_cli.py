@@ -16,6 +16,14 @@ import segnb.test as segtest
 NUM_VAL = 4
 
 
+@pytest.fixture(autouse=True)
+def keep_threads():
+    "segnb.test sets torch's thread count for the run: put it back, so later tests in this process compute alike."
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     "A tiny Shapes set and a checkpoint of an untrained model of the default config."
