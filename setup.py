@@ -10,6 +10,7 @@ cfg = cfg['DEFAULT']
 
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
+loggers_requirements = cfg.get('loggers_requirements', '').split()   # WandbLoggerHook, MlflowLoggerHook
 console_scripts = cfg.get('console_scripts', '').split()
 
 setuptools.setup(
@@ -28,7 +29,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={'segnb': ['configs/**/*.py', 'configs/*.py']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'loggers': loggers_requirements},
     entry_points={
         'console_scripts': console_scripts,
         'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

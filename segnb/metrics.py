@@ -70,13 +70,13 @@ def intersect_and_union(pred_label, label, num_classes, ignore_index, label_map=
 
 # %% ../nbs/05_metrics.ipynb #25e0c7fb
 def sum_areas(areas, num_classes=None):
-    "Add up a list of (intersect, union, pred, label) tuples; zeros of `num_classes` when the list is empty."
+    "Add up a list of (intersect, union, pred, label) tuples (tensors or arrays); zeros of `num_classes` when the list is empty."
     areas = list(areas)
     if not areas:
         if num_classes is None: raise SegnbError('no results to evaluate')
         return tuple(torch.zeros(num_classes, dtype=torch.float64) for _ in range(4))
-    device = areas[0][0].device
-    return tuple(torch.stack([a[i].to(device, torch.float64) for a in areas]).sum(0) for i in range(4))
+    device = torch.as_tensor(areas[0][0]).device
+    return tuple(torch.stack([torch.as_tensor(a[i]).to(device, torch.float64) for a in areas]).sum(0) for i in range(4))
 
 def total_intersect_and_union(results, gt_seg_maps, num_classes, ignore_index, label_map=dict(), reduce_zero_label=False):
     "The four per-class pixel counts summed over all (prediction, label) pairs."

@@ -7,8 +7,9 @@ __all__ = ['TORCH_OPTIMIZERS', 'PARAMWISE_KEYS', 'CUSTOM_KEY_KEYS', 'NORM_LAYERS
            'register_torch_optimizers', 'sorted_custom_keys', 'is_depthwise_conv', 'check_paramwise_cfg',
            'param_group_options', 'DefaultOptimizerConstructor', 'build_optimizer', 'annealing_cos', 'annealing_linear',
            'target_lr', 'check_one_of', 'Fixed', 'Poly', 'Step', 'Exp', 'Inv', 'CosineAnnealing', 'LinearAnnealing',
-           'FlatCosineAnnealing', 'CosineRestart', 'anneal_function', 'Cyclic', 'OneCycle', 'warmup_lr', 'LrSchedule',
-           'policy_class_name', 'build_lr_policy', 'build_lr_schedule', 'lr_schedule', 'plot_lr_schedules']
+           'FlatCosineAnnealing', 'CosineRestart', 'anneal_function', 'Cyclic', 'OneCycle', 'warmup_lr',
+           'warmup_momentum', 'LrSchedule', 'policy_class_name', 'build_lr_policy', 'build_lr_schedule', 'lr_schedule',
+           'plot_lr_schedules']
 
 # %% ../nbs/06_optim.ipynb #3a513ae5
 import inspect, logging, math
@@ -304,24 +305,32 @@ def warmup_lr(cur_iter, regular_lr, warmup, warmup_iters, warmup_ratio):
     if warmup == 'exp': return regular_lr * warmup_ratio ** (1 - cur_iter / warmup_iters)
     raise SegnbError(f'lr_config.warmup must be one of {", ".join(WARMUPS)} or None, but got {warmup!r}')
 
+def warmup_momentum(cur_iter, regular, warmup, warmup_iters, warmup_ratio):
+    "The momentum mmcv's MomentumUpdaterHook sets at iteration `cur_iter < warmup_iters`: the regular one divided."
+    if warmup == 'constant': return regular / warmup_ratio
+    if warmup == 'linear': return regular / (1 - (1 - cur_iter / warmup_iters) * (1 - warmup_ratio))
+    if warmup == 'exp': return regular / warmup_ratio ** (1 - cur_iter / warmup_iters)
+    raise SegnbError(f'momentum_config.warmup must be one of {", ".join(WARMUPS)} or None, but got {warmup!r}')
+
 # %% ../nbs/06_optim.ipynb #0aa28472
 class LrSchedule:
-    "An LR policy with mmcv's `by_epoch` and warmup settings: the lr of any iteration."
-    def __init__(self, policy, by_epoch=None, warmup=None, warmup_iters=0, warmup_ratio=0.1, warmup_by_epoch=False):
+    "An LR (or momentum) policy with mmcv's `by_epoch` and warmup settings: the value at any iteration."
+    def __init__(self, policy, by_epoch=None, warmup=None, warmup_iters=0, warmup_ratio=0.1, warmup_by_epoch=False,
+                 warmup_fn=warmup_lr, key='lr_config'):
         if by_epoch is None: by_epoch = getattr(policy, 'by_epoch_default', True)
         if by_epoch and getattr(policy, 'iter_only', False):
-            raise SegnbError(f'lr_config: policy {type(policy).__name__} only supports by_epoch=False')
+            raise SegnbError(f'{key}: policy {type(policy).__name__} only supports by_epoch=False')
         if warmup is not None:
-            if warmup not in WARMUPS: raise SegnbError(f'lr_config.warmup must be one of {", ".join(WARMUPS)} or None, but got {warmup!r}')
-            if not warmup_iters > 0: raise SegnbError(f'lr_config.warmup_iters must be positive, but got {warmup_iters!r}')
-            if not 0 < warmup_ratio <= 1: raise SegnbError(f'lr_config.warmup_ratio must be in (0, 1], but got {warmup_ratio!r}')
-        self.policy, self.by_epoch, self.warmup = policy, by_epoch, warmup
+            if warmup not in WARMUPS: raise SegnbError(f'{key}.warmup must be one of {", ".join(WARMUPS)} or None, but got {warmup!r}')
+            if not warmup_iters > 0: raise SegnbError(f'{key}.warmup_iters must be positive, but got {warmup_iters!r}')
+            if not 0 < warmup_ratio <= 1: raise SegnbError(f'{key}.warmup_ratio must be in (0, 1], but got {warmup_ratio!r}')
+        self.policy, self.by_epoch, self.warmup, self.warmup_fn, self.key = policy, by_epoch, warmup, warmup_fn, key
         self.warmup_iters, self.warmup_ratio, self.warmup_by_epoch = warmup_iters, warmup_ratio, warmup_by_epoch
 
     def warmup_length(self, epoch_len=None):
         "Warmup length in iterations (`warmup_by_epoch` converts epochs with `epoch_len`)."
         if not self.warmup_by_epoch: return self.warmup_iters
-        if epoch_len is None: raise SegnbError('lr_config.warmup_by_epoch=True needs the epoch length (len of the train loader)')
+        if epoch_len is None: raise SegnbError(f'{self.key}.warmup_by_epoch=True needs the epoch length (len of the train loader)')
         return self.warmup_iters * epoch_len
 
     def regular_lr(self, base_lr, cur_iter, max_iters, epoch=0, max_epochs=None):
@@ -331,9 +340,12 @@ class LrSchedule:
 
     def lr(self, base_lr, cur_iter, max_iters, epoch=0, max_epochs=None, epoch_len=None):
         "The lr mmcv's LrUpdaterHook sets before iteration `cur_iter` (of epoch `epoch`)."
-        regular = self.regular_lr(base_lr, cur_iter, max_iters, epoch, max_epochs)
+        return self.with_warmup(cur_iter, self.regular_lr(base_lr, cur_iter, max_iters, epoch, max_epochs), epoch_len)
+
+    def with_warmup(self, cur_iter, regular, epoch_len=None):
+        "The one place that decides warmup: `regular` warmed up while `cur_iter` is inside the warmup, else `regular`."
         if self.warmup is None or cur_iter >= self.warmup_length(epoch_len): return regular
-        return warmup_lr(cur_iter, regular, self.warmup, self.warmup_length(epoch_len), self.warmup_ratio)
+        return self.warmup_fn(cur_iter, regular, self.warmup, self.warmup_length(epoch_len), self.warmup_ratio)
 
 # %% ../nbs/06_optim.ipynb #6dce66bc
 SCHEDULE_KEYS = ('by_epoch', 'warmup', 'warmup_iters', 'warmup_ratio', 'warmup_by_epoch')
