@@ -12,7 +12,7 @@ import json, os, os.path as osp, time
 import torch
 
 from .cli import SegnbError, parse_test_args, report_errors
-from .config import Config
+from .config import Config, TEST_NEEDS, check_config
 from .data import build_dataloader, build_dataset, overlay, save_image
 from .dist import destroy_dist, get_dist_info, init_dist, wrap_model
 from .engine import multi_gpu_test, single_gpu_test
@@ -87,6 +87,7 @@ def main(argv=None):
     check_test_args(args)
     cfg = Config.fromfile(args.config)
     if args.cfg_options: cfg.merge_from_dict(args.cfg_options)
+    check_config(cfg, TEST_NEEDS)
     if cfg.get('cudnn_benchmark', False): torch.backends.cudnn.benchmark = True
     if args.aug_test: enable_aug_test(cfg)
     cfg.model.pretrained = None

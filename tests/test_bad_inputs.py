@@ -176,11 +176,8 @@ CASES = [
          child('notest.py', "data = dict(_delete_=True, samples_per_gpu=2, workers_per_gpu=0)\n")),
 ]
 assert len({c.id for c in CASES}) == len(CASES) and SUB <= {c.id for c in CASES}
-# known gaps in modules outside the reliability work: each must fail until its module is fixed (strict xfail)
-# Wiring: these pass once segnb.train.load_config and segnb.test.main call segnb.config.check_config(cfg, TRAIN_NEEDS /
-# TEST_NEEDS) right after merging --cfg-options; then delete them from here.
-_NEEDS_CHECK_CONFIG = 'train/test do not call segnb.config.check_config yet'
-XFAIL = {c: _NEEDS_CHECK_CONFIG for c in ('test-cfg-no-test-split',)}
+# known gaps, each a strict xfail naming why, until its module is fixed (none at present)
+XFAIL = {}
 
 def params(cases):
     return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=XFAIL[c.id])] if c.id in XFAIL else [])
