@@ -4,16 +4,16 @@
 
 # %% auto #0
 __all__ = ['save_label_png', 'format_results', 'single_gpu_test', 'collect_results_gpu', 'collect_results_cpu', 'multi_gpu_test',
-           'to_device', 'model_device', 'rng_preserved']
+           'to_device', 'model_device']
 
 # %% ../nbs/07c_engine.ipynb #d40d3405
-import os, os.path as osp, pickle, shutil, tempfile, contextlib, random
+import os, os.path as osp, pickle, shutil, tempfile
 import numpy as np
 import torch
 import torch.distributed as dist
-import numpy as np
 from PIL import Image
 from .cli import SegnbError
+from .checkpoint import rng_preserved
 from .dist import get_dist_info, comm_device, show_progress, broadcast_object, barrier
 from .metrics import sum_areas, reduce_areas
 
@@ -121,12 +121,3 @@ def model_device(model):
     "The device of the model's first parameter (CPU for a model without parameters)."
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device('cpu')
-
-@contextlib.contextmanager
-def rng_preserved():
-    "Run a block and put python, numpy and torch (CPU and CUDA) random states back as they were."
-    py, npy = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        try: yield
-        finally: random.setstate(py); np.random.set_state(npy)

@@ -6,8 +6,9 @@
 __all__ = []
 
 # %% ../../nbs/07e_hooks_package.ipynb #fcb1bb68
-from ..engine import (to_device, model_device, rng_preserved, single_gpu_test, multi_gpu_test,
+from ..engine import (to_device, model_device, single_gpu_test, multi_gpu_test,
                           collect_results_cpu, collect_results_gpu)
+from ..checkpoint import rng_preserved
 from ..metrics import sum_areas
 from .hook import (Priority, get_priority, Hook, STAGES, build_hook, LogBuffer, NonFiniteLossError,
                               nonfinite_message, anomalous_parameters, OptimizerHook, Fp16OptimizerHook,

@@ -12,7 +12,8 @@ import torch.distributed as dist
 from ..cli import SegnbError
 from ..registry import HOOKS
 from ..dist import get_dist_info, unwrap_model, broadcast_object
-from ..engine import rng_preserved, single_gpu_test, multi_gpu_test
+from ..checkpoint import rng_preserved
+from ..engine import single_gpu_test, multi_gpu_test
 from .hook import Hook, check_file_client_args, out_dir_for
 
 GREATER_KEYS = ['acc', 'top', 'AR@', 'auc', 'precision', 'mAP', 'mDice', 'mIoU', 'mAcc', 'aAcc', 'mFscore']

@@ -6,12 +6,12 @@
 __all__ = ['STAGES', 'Priority', 'get_priority', 'Hook', 'build_hook', 'LogBuffer', 'NonFiniteLossError', 'nonfinite_message',
            'anomalous_parameters', 'scaler_args', 'OptimizerHook', 'Fp16OptimizerHook',
            'GradientCumulativeOptimizerHook', 'GradientCumulativeFp16OptimizerHook', 'check_file_client_args',
-           'checkpoint_number', 'out_dir_for', 'CheckpointHook', 'IterTimerHook', 'data_sampler', 'DistSamplerSeedHook',
-           'EmptyCacheHook', 'ProgressBarHook', 'EMAHook', 'sync_buffers', 'SyncBuffersHook', 'profiler_activities',
-           'trace_handler', 'ProfilerHook']
+           'out_dir_for', 'CheckpointHook', 'IterTimerHook', 'data_sampler', 'DistSamplerSeedHook', 'EmptyCacheHook',
+           'ProgressBarHook', 'EMAHook', 'sync_buffers', 'SyncBuffersHook', 'profiler_activities', 'trace_handler',
+           'ProfilerHook']
 
 # %% ../../nbs/07_hooks.ipynb #205b0dd0
-import enum, math, os, os.path as osp, re, time
+import enum, math, os, os.path as osp, time
 import torch
 import torch.distributed as dist
 from collections import OrderedDict
@@ -19,6 +19,7 @@ from ..cli import SegnbError
 from ..registry import HOOKS, build_from_cfg
 from ..dist import get_dist_info, all_reduce_sum, comm_device, any_across_ranks, unwrap_model, show_progress
 from ..engine import model_device
+from ..checkpoint import checkpoint_number
 
 # %% ../../nbs/07_hooks.ipynb #3ffbf7a0
 class Priority(enum.Enum):
@@ -274,11 +275,6 @@ def check_file_client_args(file_client_args, key):
     "Only the local disk: `None` or `dict(backend='disk')`; one line naming `key` otherwise."
     if file_client_args not in (None, {}, {'backend': 'disk'}):
         raise SegnbError(f"{key}.file_client_args={file_client_args!r}: only the local disk (backend='disk') is supported")
-
-def checkpoint_number(filename, tmpl):
-    "N when `filename` matches `tmpl` (e.g. 'iter_{}.pth'), else None."
-    m = re.fullmatch(re.escape(tmpl).replace(r'\{\}', r'(\d+)'), filename)
-    return int(m.group(1)) if m else None
 
 def out_dir_for(out_dir, work_dir):
     "mmcv's rule: the work_dir by default; another `out_dir` gets the work_dir's last folder name appended."
