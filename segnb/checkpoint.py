@@ -98,10 +98,11 @@ def _some(keys, n=4):
     return ', '.join(keys[:n]) + (f' and {len(keys) - n} more' if len(keys) > n else '')
 
 def load_state_dict(module, state_dict, strict=False, logger=None, filename='checkpoint', unexpected_ok=False):
-    "Load matching tensors; report missing, unexpected and wrongly shaped keys (an error when `strict`, but for unexpected keys when `unexpected_ok`)."
+    "Load matching tensors; report missing, unexpected and wrongly shaped keys (an error when `strict`, but for unexpected keys when `unexpected_ok`); returns `(missing + wrongly shaped, unexpected)`."
     own = module.state_dict()
     wrong = [k for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
     missing, unexpected = module.load_state_dict({k: v for k, v in state_dict.items() if k not in wrong}, strict=False)
+    missing = [k for k in missing if k not in wrong]  # a wrongly shaped key is reported once, as a size mismatch
     if own and not any(k in own and k not in wrong for k in state_dict):
         raise SegnbError(f'{filename}: none of its tensors fit the model (it has {_some(state_dict)}; the model has {_some(own)})')
     extra = [f'unexpected keys: {_some(unexpected)}'] if unexpected else []
@@ -110,6 +111,7 @@ def load_state_dict(module, state_dict, strict=False, logger=None, filename='che
     if strict and (msgs or extra and not unexpected_ok):
         raise SegnbError(f'{filename}: the weights do not fit the model: ' + '; '.join(extra + msgs))
     if msgs or extra: (logger or logging.getLogger('segnb')).warning(f'{filename}: ' + '; '.join(extra + msgs))
+    return missing + wrong, list(unexpected)
 
 def load_checkpoint(model, filename, map_location='cpu', strict=False, logger=None, revise_keys=[(r'^module\.', '')],
                     unexpected_ok=False):

@@ -10,6 +10,7 @@ import logging, os
 from collections import OrderedDict
 import torch
 from ...cli import SegnbError
+from ...checkpoint import read_checkpoint, state_dict_of, revise_state_dict, load_state_dict
 
 logger = logging.getLogger('segnb')
 
@@ -22,12 +23,7 @@ def read_state_dict(path):
     if path.startswith(REMOTE_PREFIXES):
         raise SegnbError(f'checkpoint {path!r} is remote and segnb downloads nothing: give a local file '
                          f'(or set pretrained=None)')
-    if not os.path.isfile(path): raise SegnbError(f'checkpoint {path!r} does not exist (segnb downloads nothing)')
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise SegnbError(f'checkpoint {path!r} cannot be read: {str(e).splitlines()[0]}') from None
-    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(sd, dict): raise SegnbError(f'checkpoint {path!r} holds no state_dict')
-    return OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in sd.items())
+    return revise_state_dict(state_dict_of(read_checkpoint(path), path))
 
 def select_prefix(sd, prefix):
     "The entries of `sd` under `prefix` (e.g. `'backbone.'`), with the prefix removed."
@@ -36,19 +32,14 @@ def select_prefix(sd, prefix):
 # %% ../../../nbs/04a_weights.ipynb #dc9ae99b
 def load_pretrained(module, path, prefix=None, strict=False):
     "Load a local checkpoint into `module` as mmcv does; returns `(missing_keys, unexpected_keys)`."
-    sd = read_state_dict(path)
-    own = module.state_dict()
+    path = os.fspath(path)
+    sd, own = read_state_dict(path), module.state_dict()
     if prefix: sd = select_prefix(sd, prefix)
     elif not set(sd) & set(own) and any(k.startswith('backbone.') for k in sd): sd = select_prefix(sd, 'backbone.')
-    if prefix and not sd: raise SegnbError(f'checkpoint {os.fspath(path)!r} has no keys under prefix {prefix!r}')
-    bad = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
-    if bad and strict: raise SegnbError(f'checkpoint {os.fspath(path)!r}: shape mismatch for {", ".join(bad)}')
-    res = module.load_state_dict(OrderedDict((k, v) for k, v in sd.items() if k not in bad), strict=strict)
-    missing = list(res.missing_keys) + bad
-    if missing: logger.warning('missing keys in %s: %s', os.fspath(path), ', '.join(missing))
-    if res.unexpected_keys: logger.warning('unexpected keys in %s: %s', os.fspath(path), ', '.join(res.unexpected_keys))
-    logger.info('loaded %s into %s', os.fspath(path), type(module).__name__)
-    return missing, list(res.unexpected_keys)
+    if prefix and not sd: raise SegnbError(f'{path}: no keys under prefix {prefix!r}')
+    missing, unexpected = load_state_dict(module, sd, strict, logger, path)
+    logger.info('loaded %s into %s', path, type(module).__name__)
+    return missing, unexpected
 
 def pretrained_path(pretrained, init_cfg, owner):
     "The checkpoint a module should start from (`pretrained=` or `init_cfg` of type Pretrained), and its prefix."
