@@ -13,6 +13,7 @@ import torch
 
 from .cli import SegnbError, parse_test_args, report_errors
 from .config import Config, TEST_NEEDS, check_config
+from .registry import build_key
 from .data import build_dataloader, build_dataset, overlay, save_image
 from .dist import destroy_dist, get_dist_info, init_dist, wrap_model
 from .engine import multi_gpu_test, single_gpu_test
@@ -113,11 +114,11 @@ def run_test(args, cfg, distributed):
     logger = get_root_logger()
     device = select_device(args.device)
     if device.type == 'cpu': torch.set_num_threads(cpu_threads(cfg.data.workers_per_gpu))
-    dataset = build_dataset(cfg.data.test)
+    with build_key('data.test'): dataset = build_dataset(cfg.data.test)
     check_num_classes(cfg.model, dataset)
     loader = build_dataloader(dataset, samples_per_gpu=1, workers_per_gpu=cfg.data.workers_per_gpu,
                               dist=distributed, shuffle=False)
-    model = build_segmentor(cfg.model, train_cfg=None, test_cfg=cfg.get('test_cfg'))
+    with build_key('model'): model = build_segmentor(cfg.model, train_cfg=None, test_cfg=cfg.get('test_cfg'))
     meta = load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True).get('meta', {})
     palette = meta.get('PALETTE', dataset.PALETTE)
     model = wrap_model(model, device, distributed)

@@ -17,6 +17,7 @@ import torch
 import segnb
 from .cli import SegnbError, parse_args, report_errors, resolve_amp, resolve_device
 from .config import Config, TRAIN_NEEDS, check_config
+from .registry import build_key
 from .data import build_dataloader, build_dataset
 from .dist import (collect_env, format_env, get_dist_info, init_dist, destroy_dist, sync_random_seed,
                         wrap_model, convert_sync_bn)
@@ -154,7 +155,7 @@ def train_segmentor(model, datasets, cfg, distributed=False, validate=True, time
                                    cfg.get('momentum_config', None), custom_hooks_config=cfg.get('custom_hooks', None))
     runner.timestamp = timestamp
     if validate:
-        val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
+        with build_key('data.val'): val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
         val_loader_cfg = dict(num_gpus=1, dist=distributed, shuffle=False, samples_per_gpu=1,
                               workers_per_gpu=cfg.data.workers_per_gpu)
         val_loader_cfg.update(cfg.data.get('val_dataloader', {}))
@@ -223,14 +224,14 @@ def _train(args, cfg, config_path, distributed):
     set_random_seed(seed, deterministic=args.deterministic)
     cfg.seed = seed
     meta = dict(env_info=env_info, seed=seed, exp_name=osp.basename(config_path))
-    model = build_segmentor(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
+    with build_key('model'): model = build_segmentor(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
     model.init_weights()
-    datasets = [build_dataset(cfg.data.train)]
+    with build_key('data.train'): datasets = [build_dataset(cfg.data.train)]
     check_num_classes(cfg.model, datasets[0])
     if len(cfg.workflow) == 2:
         val_cfg = cfg.data.val.copy()
         val_cfg.pipeline = cfg.data.train.pipeline
-        datasets.append(build_dataset(val_cfg))
+        with build_key('data.val'): datasets.append(build_dataset(val_cfg))
     meta.update(segnb_version=segnb.__version__, config=cfg.pretty_text,
                 CLASSES=list(datasets[0].CLASSES), PALETTE=[list(p) for p in datasets[0].PALETTE])
     model.CLASSES, model.PALETTE = datasets[0].CLASSES, datasets[0].PALETTE

@@ -8,8 +8,8 @@ __all__ = ['inherited_parameters', 'build_checked', 'build_backbone', 'build_nec
 # %% ../../nbs/04h_builder.ipynb #158fa0f5
 import inspect
 import torch.nn as nn
-from ..cli import SegnbError
-from ..registry import BACKBONES, NECKS, HEADS, LOSSES, SEGMENTORS
+from ..errors import SegnbError, BuildTypeError
+from ..registry import BACKBONES, NECKS, HEADS, LOSSES, SEGMENTORS, build_key, key_path
 
 # %% ../../nbs/04h_builder.ipynb #43105629
 def inherited_parameters(cls):
@@ -28,8 +28,10 @@ def build_checked(registry, cfg):
         cls = registry.get(cfg['type'])
         accepted = inherited_parameters(cls) if inspect.isclass(cls) else None
         unknown = sorted(set(cfg) - {'type'} - accepted) if accepted is not None else []
-        if unknown: raise SegnbError(f'{cls.__name__}: unexpected argument(s) {", ".join(unknown)} '
-                                     f'(accepted: {", ".join(sorted(accepted))})')
+        if unknown:
+            path = key_path(cfg)
+            raise BuildTypeError((f'{path}: ' if path else '') + f'{cls.__name__}: unexpected argument(s) '
+                                 f'{", ".join(unknown)} (accepted: {", ".join(sorted(accepted))})')
     return registry.build(cfg)
 
 def build_backbone(cfg): "A backbone from its config."; return build_checked(BACKBONES, cfg)
