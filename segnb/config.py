@@ -105,7 +105,8 @@ def _error_line(exc, where):
 def load_python(src, where):
     "Run config source `src` (read from `where`) and return the names it defines, as mmcv does."
     try: code = compile(src, where, 'exec')
-    except SyntaxError as e: raise ConfigSyntaxError(f'{where}:{e.lineno}: syntax error: {_one_line(e.msg)}') from None
+    except SyntaxError as e:
+        raise ConfigSyntaxError(f'There are syntax errors in config file {where}:{e.lineno}: {_one_line(e.msg)}') from None
     except Exception as e: raise ConfigError(f'{where}: cannot be compiled: {_one_line(e)}') from None
     namespace = {'__file__': where, '__name__': '__segnb_config__'}
     try: exec(code, namespace)
@@ -347,8 +348,8 @@ def render_config(cfg_dict, ext, where):
     "The text of config dict `cfg_dict` in format `ext`."
     try:
         if ext == '.py': return format_config(cfg_dict)
-        if ext == '.json': return json.dumps(cfg_dict, indent=2, default=lambda o: list(o) if isinstance(o, (set, range)) else repr(o)) + '\n'
-        if ext in ('.yaml', '.yml'): return yaml.dump(cfg_dict, Dumper=_YamlDumper, sort_keys=False)
+        if ext == '.json': return json.dumps(cfg_dict, default=lambda o: list(o) if isinstance(o, (set, range)) else repr(o))
+        if ext in ('.yaml', '.yml'): return yaml.dump(cfg_dict, Dumper=_YamlDumper)
     except ConfigError: raise
     except Exception as e: raise ConfigError(f'{where}: the config cannot be written as {ext}: {_one_line(e)}') from None
     raise ConfigFormatError(f"{where}: unknown config file extension '{ext}' (expected one of {', '.join(FORMATS)})")

@@ -33,7 +33,9 @@ def _resolve(cfg, registry, default_args):
     args = dict(cfg)
     for k, v in (default_args or {}).items(): args.setdefault(k, v)
     obj_type = args.pop('type')
-    if isinstance(obj_type, str): obj_cls = registry.get(obj_type)
+    if isinstance(obj_type, str):
+        obj_cls = registry.get(obj_type)
+        if obj_cls is None: raise registry.not_found(obj_type)
     elif inspect.isclass(obj_type) or inspect.isfunction(obj_type): obj_cls = obj_type
     else: raise BuildTypeError(f'type must be a str or a class, but got {type(obj_type).__name__}: {obj_type!r}')
     _check_arguments(obj_cls, args)
@@ -94,8 +96,7 @@ def split_scope(key):
 
 # %% ../nbs/01_registry.ipynb #433f8bbc
 def redefinition(old, new):
-    "True when `new` is `old` again, or the same-named class defined once interactively (in `__main__`) and once not."
-    if old is new: return True
+    "True when `new` is the same-named class defined again interactively (in `__main__`): re-running a notebook cell."
     same_name = getattr(old, '__qualname__', None) == getattr(new, '__qualname__', None)
     return same_name and '__main__' in (getattr(old, '__module__', None), getattr(new, '__module__', None))
 
@@ -119,7 +120,8 @@ class Registry:
 
     def __len__(self): return len(self._module_dict)
     def __contains__(self, key): return self._lookup(key) is not None
-    def __repr__(self): return f'Registry(name={self.name}, scope={self.scope}, items={list(self._module_dict)})'
+    def __repr__(self): return f'{type(self).__name__}(name={self.name}, items={self._module_dict})'
+
 
     @property
     def module_dict(self): return self._module_dict
@@ -149,14 +151,14 @@ class Registry:
         return None
 
     def get(self, key):
-        "The class registered under `key`; a `RegistryError` that suggests close names when there is none."
-        obj = self._lookup(key)
-        if obj is None:
-            names = self._all_names()
-            close = difflib.get_close_matches(split_scope(key)[1], names, n=3, cutoff=0.6)
-            hint = f'; did you mean {", ".join(repr(c) for c in close)}?' if close else ''
-            raise RegistryError(f"'{key}' is not in the {self.name} registry{hint}")
-        return obj
+        "The class registered under `key`, or `None` (as in mmcv); `build` raises `not_found(key)` instead."
+        return self._lookup(key)
+
+    def not_found(self, key):
+        "The `RegistryError` for a name that is not here, suggesting close names (\"did you mean 'ResNet'?\")."
+        close = difflib.get_close_matches(split_scope(key)[1], self._all_names(), n=3, cutoff=0.6)
+        hint = f'; did you mean {", ".join(repr(c) for c in close)}?' if close else ''
+        return RegistryError(f"'{key}' is not in the {self.name} registry{hint}")
 
     def _all_names(self):
         names, reg = [], self
@@ -179,10 +181,7 @@ class Registry:
     def register_module(self, name=None, force=False, module=None):
         "Register a class under its name, `name`, or each of a list of names; as a decorator or a call."
         if not isinstance(force, bool): raise TypeError(f'force must be a bool, but got {type(force).__name__}')
-        if inspect.isclass(name):
-            warnings.warn('register_module(Cls) is deprecated: use @register_module() or register_module(module=Cls)',
-                          DeprecationWarning, stacklevel=2)
-            name, module = None, name
+        if inspect.isclass(name): return self.deprecated_register_module(name, force=force)
         if not (name is None or isinstance(name, str) or (isinstance(name, (list, tuple)) and all(isinstance(n, str) for n in name))):
             raise TypeError(f'name must be None, a str or a list of str, but got {name!r}')
         if module is not None:
@@ -192,6 +191,17 @@ class Registry:
             self._register(cls, name, force)
             return cls
         return _decorator
+
+    def deprecated_register_module(self, cls=None, force=False):
+        "mmcv's old API, `register_module(Cls)` or a bare `@register_module`: works, with a DeprecationWarning."
+        warnings.warn('register_module(Cls) is deprecated: use @register_module() or register_module(module=Cls)',
+                      DeprecationWarning, stacklevel=2)
+        def _register(c):
+            self._register(c, None, force)
+            return c
+        return _register if cls is None else _register(cls)
+
+
 
 # %% ../nbs/01_registry.ipynb #57c16af8
 MODELS = Registry('models')

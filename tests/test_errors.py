@@ -16,7 +16,7 @@ def write(tmp_path, name, text):
 
 # ---------- config errors carry mmcv's exception types ----------
 @pytest.mark.parametrize('name, text, exc, contains', [
-    ('syn.py', 'a = 1\nb = (\n', SyntaxError, 'syn.py:2: syntax error'),
+    ('syn.py', 'a = 1\nb = (\n', SyntaxError, 'syntax errors in config file /'),
     ('name.py', 'a = undefined_name\n', NameError, 'name.py:1: NameError'),
     ('c.txt', 'a = 1\n', OSError, "unknown config file extension '.txt'"),
     ('bad.json', '{"a": 1,,}', ValueError, 'JSON error'),
