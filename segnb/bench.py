@@ -4,16 +4,17 @@
 
 # %% auto #0
 __all__ = ['CONFIG_FAMILIES', 'LAUNCH_VARS', 'PSPNET_CONFIG', 'BENCHMARKS', 'machine_info', 'result', 'synthetic_batches', 'sync',
-           'autocast', 'BenchNet', 'hand_loop', 'runner_loop', 'benchmark_overhead', 'torch_threads', 'bench_overhead',
+           'BenchNet', 'hand_loop', 'runner_loop', 'benchmark_overhead', 'torch_threads', 'bench_overhead',
            'package_configs', 'bench_config', 'pad_if_smaller', 'PILSegDataset', 'loader_rate', 'shapes_files',
            'data_rates', 'bench_data', 'small_fcn_cfg', 'train_rate', 'ddp_worker', 'worker_command', 'run_worker',
            'bench_ddp', 'pspnet_model', 'model_rates', 'bench_gpu', 'bench_parser', 'run_benchmark', 'main',
            'plot_results']
 
 # %% ../nbs/13_bench.ipynb #66286a9e
-import argparse, contextlib, json, logging, os, os.path as osp, random, subprocess, sys, tempfile, time
+import argparse, contextlib, itertools, json, logging, os, os.path as osp, random, subprocess, sys, tempfile, time
 import numpy as np
 import torch
+from torch.utils import benchmark
 from torch.utils.data import Dataset, DataLoader
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
@@ -51,11 +52,6 @@ def synthetic_batches(n, batch_size, size, num_classes=4, seed=0, device='cpu', 
 def sync(device):
     "Wait for the device's queued work (CUDA) before reading the clock."
     if torch.device(device).type == 'cuda': torch.cuda.synchronize()
-
-def autocast(device, amp=None):
-    "Autocast for `amp` (`'fp16'`, `'bf16'` or None: fp32) on `device`."
-    if not amp: return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=torch.float16 if amp == 'fp16' else torch.bfloat16)
 
 class BenchNet(torch.nn.Module):
     "A small conv net with mmseg's train_step contract, small enough for the loop's overhead to show."
@@ -235,11 +231,10 @@ def train_rate(model, optimizer, batches, iters, warmup=3, amp=None):
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer); scaler.update()
-    for i in range(warmup): step(i)
-    sync(device); t = time.perf_counter()
-    for i in range(iters): step(i)
-    sync(device)
-    return iters * len(batches[0]['img']) / (time.perf_counter() - t)
+    steps = itertools.count()
+    for _ in range(warmup): step(next(steps))
+    timer = benchmark.Timer('step(next(steps))', globals=dict(step=step, steps=steps), num_threads=torch.get_num_threads())
+    return len(batches[0]['img']) / timer.timeit(iters).mean     # torch's stopwatch: it waits for queued CUDA work
 
 # %% ../nbs/13_bench.ipynb #ef3cb31e
 LAUNCH_VARS = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'GROUP_RANK',

@@ -15,7 +15,7 @@ from .cli import SegnbError
 from .registry import RUNNERS, build_from_cfg
 from .dist import get_dist_info, any_across_ranks, all_gather_object, unwrap_model, segnb_version
 from .hooks import (Hook, LogBuffer, build_hook, get_priority, lr_hook_type, momentum_hook_type, to_device, model_device,
-                         data_sampler, STAGES)
+                         data_sampler, STAGES, call_stage)
 from .checkpoint import DeferredWrites, atomic_save, link_latest, load_checkpoint, rng_preserved, rng_state, set_rng_state
 from .checkpoint import find_latest_checkpoint, is_complete_checkpoint, load_state_dict, read_checkpoint, write_payload  # their old home
 
@@ -114,9 +114,9 @@ class HookCalls:
         "Register the evaluation hook at its place: after the timer, before the loggers (mmseg's `train_segmentor`)."
         self.register_hook(hook, TRAINING_HOOK_PRIORITIES['eval'])
 
-    def call_hook(self, fn_name):
-        "Call the stage `fn_name` (e.g. 'after_train_iter') of every hook, in priority order."
-        for hook in self._hooks: getattr(hook, fn_name)(self)
+    def call_hook(self, fn_name, **kwargs):
+        "Call the stage `fn_name` (e.g. 'after_train_iter') of every hook, in priority order, with what it takes of `kwargs`."
+        for hook in self._hooks: call_stage(hook, fn_name, self, **kwargs)
 
     def get_hook_info(self):
         "A readable table: for each stage, the hooks that act on it, in order."
@@ -169,20 +169,21 @@ class Steps:
 
     def train_iter(self, loader):
         "One training iteration: next batch, before_train_iter, step, after_train_iter; booked writes at the end."
-        self.data_batch = next(loader)
+        self.data_batch, batch_idx = next(loader), self.inner_iter
         with self._writes.step():
-            self.call_hook('before_train_iter')
+            self.call_hook('before_train_iter', batch_idx=batch_idx, data_batch=self.data_batch)
             self.run_step(self.data_batch, train=True)
-            self.call_hook('after_train_iter')
+            self.call_hook('after_train_iter', batch_idx=batch_idx, data_batch=self.data_batch, outputs=self.outputs)
             del self.data_batch
             self._iter += 1
 
     def val_iter(self, loader):
         "One validation iteration with its hooks (no gradients)."
-        self.data_batch = next(loader)
-        self.call_hook('before_val_iter')
+        self.data_batch, batch_idx = next(loader), self.inner_iter
+        self.call_hook('before_val_iter', batch_idx=batch_idx, data_batch=self.data_batch)
         self.run_step(self.data_batch, train=False)
-        self.call_hook('after_val_iter')
+        self.call_hook('after_val_iter', batch_idx=batch_idx, data_batch=self.data_batch, outputs=self.outputs)
+
         del self.data_batch
 
 # %% ../nbs/08_runner.ipynb #3955d49b

@@ -10,7 +10,8 @@ from ..engine import (to_device, model_device, single_gpu_test, multi_gpu_test,
                           collect_results_cpu, collect_results_gpu)
 from ..checkpoint import rng_preserved
 from ..metrics import sum_areas
-from .hook import (Priority, get_priority, Hook, STAGES, build_hook, LogBuffer, NonFiniteLossError,
+from .hook import (Priority, get_priority, Hook, STAGES, call_stage, build_hook, LogBuffer, NonFiniteLossError,
+
                               nonfinite_message, anomalous_parameters, OptimizerHook, Fp16OptimizerHook,
                               GradientCumulativeOptimizerHook, GradientCumulativeFp16OptimizerHook,
                               checkpoint_number, CheckpointHook, IterTimerHook, data_sampler, DistSamplerSeedHook,
