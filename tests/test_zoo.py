@@ -1,0 +1,25 @@
+"""mmseg 0.30's model zoo: every config of the families segnb implements builds with mmseg's names and shapes, and
+one model per family gives mmseg's logits for the same weights (tests/fixtures/zoo/make_zoo_fixtures.py records both)."""
+import sys
+from pathlib import Path
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / 'fixtures' / 'zoo'))
+from zoo_check import load_records, same_shapes, logits_difference
+
+# the configs/ folders segnb builds completely
+FAMILIES = ('fcn', 'pspnet', 'deeplabv3', 'deeplabv3plus', 'unet', 'nonlocal_net', 'gcnet', 'dnlnet', 'ann', 'danet',
+            'ccnet', 'hrnet', 'ocrnet', 'encnet', 'psanet', 'apcnet', 'dmnet', 'emanet', 'isanet',
+            'upernet', 'sem_fpn', 'fastfcn')
+RECORDS = load_records()
+CONFIGS = sorted(k for k, r in RECORDS['configs'].items() if 'sha' in r and r['family'] in FAMILIES)
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_builds_with_mmseg_names_and_shapes(config):
+    ok, why = same_shapes(RECORDS['configs'][config])
+    assert ok, why
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_logits_match_mmseg(family):
+    rec = RECORDS['logits'][family]
+    assert logits_difference(rec, RECORDS['configs'][rec['config']]['model']) <= 1e-4
