@@ -13,7 +13,17 @@ __all__ = ['logger', 'CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_AB
            'BaseDecodeHead', 'FCNHead', 'PPM', 'PSPHead', 'ASPPModule', 'ASPPHead', 'DepthwiseSeparableASPPModule',
            'DepthwiseSeparableASPPHead', 'inherited_parameters', 'build_checked', 'build_backbone', 'build_neck',
            'build_head', 'add_prefix', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
-           'EncoderDecoder', 'build_segmentor', 'eval_batchnorms', 'check_loss_keys', 'keys_not_everywhere']
+           'EncoderDecoder', 'build_segmentor', 'eval_batchnorms', 'check_loss_keys', 'keys_not_everywhere',
+           'OHEMPixelSampler', 'NON_LOCAL_MODES', 'normal_init', 'pairwise_gaussian', 'pairwise_embedded_gaussian',
+           'pairwise_dot_product', 'pairwise_concatenation', 'non_local_inputs', 'NonLocal2d', 'fcn_with_block',
+           'NLHead', 'context_transform', 'ContextBlock', 'GCHead', 'DisentangledNonLocal2d', 'DNLHead',
+           'attention_project', 'SelfAttentionBlock', 'PPMConcat', 'ANNSelfAttentionBlock', 'AFNB', 'APNB', 'ANNHead',
+           'Scale', 'PAM', 'CAM', 'DAHead', 'CrissCrossAttention', 'CCHead', 'BaseCascadeDecodeHead',
+           'SpatialGatherModule', 'ObjectAttentionBlock', 'OCRHead', 'HRModule', 'HRNetTraining', 'HRNet',
+           'CascadeEncoderDecoder', 'Encoding', 'enc_norm_1d', 'EncModule', 'present_classes', 'EncHead',
+           'psa_collect_index', 'psa_mask', 'PSAMask', 'psa_shrink', 'psa_attend', 'PSAHead', 'ACM', 'APCHead', 'DCM',
+           'DMHead', 'mean_over_processes', 'EMAModule', 'EMAHead', 'ISAHead', 'UPerHead', 'FPNHead', 'xavier_plan',
+           'xavier_convs', 'FPN', 'JPU']
 
 # %% ../../nbs/04p_models_package.ipynb #45c6eea8
 from .utils.bricks import *
@@ -30,8 +40,17 @@ from .decode_heads.fcn_head import *
 from .decode_heads.psp_head import *
 from .decode_heads.aspp_head import *
 from .decode_heads.sep_aspp_head import *
+from .decode_heads.nonlocal_heads import *
+from .decode_heads.attention_heads import *
+from .decode_heads.ocr_head import *
+from .decode_heads.encoding_heads import *
+from .decode_heads.adaptive_heads import *
+from .decode_heads.pyramid_heads import *
+from .necks.fpn import *
+from .backbones.hrnet import *
 from .segmentors.base import *
 from .segmentors.encoder_decoder import *
+from .segmentors.cascade_encoder_decoder import *
 
 # %% ../../nbs/04p_models_package.ipynb #f5ce57bf
 _all_ = ['logger', 'CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_TYPES', 'REMOTE_PREFIXES',
@@ -44,5 +63,13 @@ _all_ = ['logger', 'CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR
          'BaseDecodeHead', 'FCNHead', 'PPM', 'PSPHead', 'ASPPModule', 'ASPPHead', 'DepthwiseSeparableASPPModule',
          'DepthwiseSeparableASPPHead', 'inherited_parameters', 'build_checked', 'build_backbone', 'build_neck',
          'build_head', 'add_prefix', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
-         'EncoderDecoder', 'build_segmentor',
-         'eval_batchnorms', 'check_loss_keys', 'keys_not_everywhere']
+         'EncoderDecoder', 'build_segmentor', 'eval_batchnorms', 'check_loss_keys', 'keys_not_everywhere',
+         'OHEMPixelSampler', 'NON_LOCAL_MODES', 'normal_init', 'pairwise_gaussian', 'pairwise_embedded_gaussian',
+         'pairwise_dot_product', 'pairwise_concatenation', 'non_local_inputs', 'NonLocal2d', 'fcn_with_block', 'NLHead',
+         'context_transform', 'ContextBlock', 'GCHead', 'DisentangledNonLocal2d', 'DNLHead', 'attention_project',
+         'SelfAttentionBlock', 'PPMConcat', 'ANNSelfAttentionBlock', 'AFNB', 'APNB', 'ANNHead', 'Scale', 'PAM', 'CAM',
+         'DAHead', 'CrissCrossAttention', 'CCHead', 'BaseCascadeDecodeHead', 'SpatialGatherModule',
+         'ObjectAttentionBlock', 'OCRHead', 'HRModule', 'HRNetTraining', 'HRNet', 'CascadeEncoderDecoder', 'Encoding',
+         'enc_norm_1d', 'EncModule', 'present_classes', 'EncHead', 'psa_collect_index', 'psa_mask', 'PSAMask',
+         'psa_shrink', 'psa_attend', 'PSAHead', 'ACM', 'APCHead', 'DCM', 'DMHead', 'mean_over_processes', 'EMAModule',
+         'EMAHead', 'ISAHead', 'UPerHead', 'FPNHead', 'xavier_plan', 'xavier_convs', 'FPN', 'JPU']
