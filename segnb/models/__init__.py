@@ -23,7 +23,10 @@ __all__ = ['logger', 'CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_AB
            'CascadeEncoderDecoder', 'Encoding', 'enc_norm_1d', 'EncModule', 'present_classes', 'EncHead',
            'psa_collect_index', 'psa_mask', 'PSAMask', 'psa_shrink', 'psa_attend', 'PSAHead', 'ACM', 'APCHead', 'DCM',
            'DMHead', 'mean_over_processes', 'EMAModule', 'EMAHead', 'ISAHead', 'UPerHead', 'FPNHead', 'xavier_plan',
-           'xavier_convs', 'FPN', 'JPU']
+           'xavier_convs', 'FPN', 'JPU', 'make_divisible', 'InvertedResidual', 'MobileNetV2Training', 'MobileNetV2',
+           'RSoftmax', 'SplitAttentionConv2d', 'ResNeStBottleneck', 'ResNeSt', 'SpatialPath',
+           'AttentionRefinementModule', 'ContextPath', 'FeatureFusionModule', 'BiSeNetV1', 'ICNET_DEFAULT_INIT',
+           'ICNet', 'CascadeFeatureFusion', 'ICNeck', 'freeze']
 
 # %% ../../nbs/04p_models_package.ipynb #45c6eea8
 from .utils.bricks import *
@@ -48,6 +51,10 @@ from .decode_heads.adaptive_heads import *
 from .decode_heads.pyramid_heads import *
 from .necks.fpn import *
 from .backbones.hrnet import *
+from .backbones.mobilenet_v2 import *
+from .backbones.resnest import *
+from .backbones.bisenetv1 import *
+from .backbones.icnet import *
 from .segmentors.base import *
 from .segmentors.encoder_decoder import *
 from .segmentors.cascade_encoder_decoder import *
@@ -72,4 +79,7 @@ _all_ = ['logger', 'CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR
          'ObjectAttentionBlock', 'OCRHead', 'HRModule', 'HRNetTraining', 'HRNet', 'CascadeEncoderDecoder', 'Encoding',
          'enc_norm_1d', 'EncModule', 'present_classes', 'EncHead', 'psa_collect_index', 'psa_mask', 'PSAMask',
          'psa_shrink', 'psa_attend', 'PSAHead', 'ACM', 'APCHead', 'DCM', 'DMHead', 'mean_over_processes', 'EMAModule',
-         'EMAHead', 'ISAHead', 'UPerHead', 'FPNHead', 'xavier_plan', 'xavier_convs', 'FPN', 'JPU']
+         'EMAHead', 'ISAHead', 'UPerHead', 'FPNHead', 'xavier_plan', 'xavier_convs', 'FPN', 'JPU', 'make_divisible',
+         'InvertedResidual', 'MobileNetV2Training', 'MobileNetV2', 'RSoftmax', 'SplitAttentionConv2d',
+         'ResNeStBottleneck', 'ResNeSt', 'SpatialPath', 'AttentionRefinementModule', 'ContextPath',
+         'FeatureFusionModule', 'BiSeNetV1', 'ICNET_DEFAULT_INIT', 'ICNet', 'CascadeFeatureFusion', 'ICNeck', 'freeze']

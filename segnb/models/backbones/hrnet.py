@@ -10,7 +10,7 @@ import torch, torch.nn as nn
 from functools import partial
 from ...cli import SegnbError
 from ...registry import BACKBONES
-from ..utils.bricks import (Upsample, build_conv_layer, build_norm_layer, constant_init, eval_batchnorms,
+from ..utils.bricks import (freeze, Upsample, build_conv_layer, build_norm_layer, constant_init, eval_batchnorms,
                                        init_conv_norm, resize, unsupported)
 from ..utils.weights import load_pretrained, pretrained_path
 from .resnet import BasicBlock, Bottleneck, ResLayer
@@ -107,10 +107,7 @@ class HRNetTraining:
             if i < 4: mods.append(getattr(self, f'transition{i}'))
         return mods
 
-    def _freeze_stages(self):
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters(): p.requires_grad = False
+    def _freeze_stages(self): freeze(self._frozen_modules())
 
     def init_weights(self):
         "Load `pretrained`/`init_cfg` weights, or Kaiming convs and unit norms (and zero last norms with `zero_init_residual`)."

@@ -9,7 +9,7 @@ __all__ = ['BasicBlock', 'Bottleneck', 'ResLayer', 'ResNet', 'ResNetV1c', 'ResNe
 import torch, torch.nn as nn, torch.utils.checkpoint
 from ...cli import SegnbError
 from ...registry import BACKBONES
-from ..utils.bricks import (build_conv_layer, build_norm_layer, constant_init, eval_batchnorms, init_conv_norm,
+from ..utils.bricks import (freeze, build_conv_layer, build_norm_layer, constant_init, eval_batchnorms, init_conv_norm,
                                        unsupported)
 from ..utils.weights import load_pretrained, pretrained_path
 
@@ -148,10 +148,7 @@ class ResNet(nn.Module):
         stem = [self.stem] if self.deep_stem else [self.conv1, getattr(self, self.norm1_name)]
         return (stem if self.frozen_stages >= 0 else []) + [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
 
-    def _freeze_stages(self):
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters(): p.requires_grad = False
+    def _freeze_stages(self): freeze(self._frozen_modules())
 
     def init_weights(self):
         "Load `pretrained`/`init_cfg` weights, or mmseg's default init (Kaiming, unit norms, zero last norm per block)."

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_TYPES', 'build_conv_layer', 'use_sync_bn',
            'build_norm_layer', 'build_activation_layer', 'kaiming_init', 'constant_init', 'init_conv_norm',
-           'eval_batchnorms', 'ConvModule', 'DepthwiseSeparableConvModule', 'resize', 'Upsample', 'unsupported']
+           'eval_batchnorms', 'freeze', 'ConvModule', 'DepthwiseSeparableConvModule', 'resize', 'Upsample',
+           'unsupported']
 
 # %% ../../../nbs/04_models.ipynb #86aefb19
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -80,6 +81,12 @@ def eval_batchnorms(module):
     "Put every BatchNorm inside `module` in eval mode, so its running statistics stay as loaded (mmseg's `norm_eval`)."
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+
+def freeze(modules):
+    "Eval mode and no gradients for each of `modules` (a backbone's `frozen_stages`)."
+    for m in modules:
+        m.eval()
+        for p in m.parameters(): p.requires_grad = False
 
 # %% ../../../nbs/04_models.ipynb #ac0b82cc
 class ConvModule(nn.Module):
