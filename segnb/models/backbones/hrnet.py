@@ -8,12 +8,12 @@ __all__ = ['HRModule', 'HRNetTraining', 'HRNet']
 # %% ../../../nbs/04v_hrnet.ipynb #4b035857
 import torch, torch.nn as nn
 from functools import partial
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import BACKBONES
-from ..utils.bricks import (freeze, Upsample, build_conv_layer, build_norm_layer, constant_init, eval_batchnorms,
-                                       init_conv_norm, resize, unsupported)
+from ..utils.bricks import (FrozenStagesMixin, Upsample, build_conv_layer, build_norm_layer, init_conv_norm,
+                                       resize, unsupported)
 from ..utils.weights import load_pretrained, pretrained_path
-from .resnet import BasicBlock, Bottleneck, ResLayer
+from .resnet import BasicBlock, Bottleneck, ResLayer, zero_init_blocks
 
 # %% ../../../nbs/04v_hrnet.ipynb #93345d5c
 def _conv_norm(conv_cfg, norm_cfg, cin, cout, kernel_size, stride, relu_inplace=None):
@@ -96,7 +96,7 @@ def _make_stage(cfg, widths, blocks_dict, multiscale_output, **kwargs):
                                     cfg['num_channels'], multiscale_output or i < n - 1, **kwargs) for i in range(n)))
 
 # %% ../../../nbs/04v_hrnet.ipynb #49a0e418
-class HRNetTraining:
+class HRNetTraining(FrozenStagesMixin):
     "HRNet's training details (a mixin of `HRNet`): frozen stages, weight initialisation, `norm_eval`."
     def _frozen_modules(self):
         "The modules `frozen_stages` freezes: the stem, then each stage with the transition after it."
@@ -107,22 +107,11 @@ class HRNetTraining:
             if i < 4: mods.append(getattr(self, f'transition{i}'))
         return mods
 
-    def _freeze_stages(self): freeze(self._frozen_modules())
-
     def init_weights(self):
         "Load `pretrained`/`init_cfg` weights, or Kaiming convs and unit norms (and zero last norms with `zero_init_residual`)."
         if self.checkpoint is not None: return load_pretrained(self, self.checkpoint, self.checkpoint_prefix)
         init_conv_norm(self)
-        if self.zero_init_residual:
-            for m in self.modules():
-                if isinstance(m, (BasicBlock, Bottleneck)): constant_init(m.last_norm, 0)
-
-    def train(self, mode=True):
-        "Train mode, keeping frozen stages (and, with `norm_eval`, every BatchNorm) in eval mode."
-        nn.Module.train(self, mode)
-        self._freeze_stages()
-        if mode and self.norm_eval: eval_batchnorms(self)
-        return self
+        if self.zero_init_residual: zero_init_blocks(self)
 
 # %% ../../../nbs/04v_hrnet.ipynb #a75ca763
 @BACKBONES.register_module()

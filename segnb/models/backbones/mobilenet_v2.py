@@ -7,9 +7,9 @@ __all__ = ['make_divisible', 'InvertedResidual', 'MobileNetV2Training', 'MobileN
 
 # %% ../../../nbs/04za_mobilenet_v2.ipynb #538b9fac
 import torch, torch.nn as nn, torch.utils.checkpoint
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import BACKBONES
-from ..utils.bricks import freeze, ConvModule, eval_batchnorms, init_conv_norm
+from ..utils.bricks import FrozenStagesMixin, ConvModule, init_conv_norm
 from ..utils.weights import load_pretrained, pretrained_path
 
 # %% ../../../nbs/04za_mobilenet_v2.ipynb #58a3f544
@@ -44,25 +44,16 @@ class InvertedResidual(nn.Module):
         return self._inner(x)
 
 # %% ../../../nbs/04za_mobilenet_v2.ipynb #5f13d84b
-class MobileNetV2Training:
+class MobileNetV2Training(FrozenStagesMixin):
     "MobileNetV2's training details (a mixin of `MobileNetV2`): frozen stages, weight initialisation, `norm_eval`."
     def _frozen_modules(self):
         if self.frozen_stages < 0: return []
         return [self.conv1] + [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
 
-    def _freeze_stages(self): freeze(self._frozen_modules())
-
     def init_weights(self):
         "Load `pretrained`/`init_cfg` weights, or Kaiming for the convs and 1 for the norms."
         if self.checkpoint is not None: return load_pretrained(self, self.checkpoint, self.checkpoint_prefix)
         init_conv_norm(self)
-
-    def train(self, mode=True):
-        "Train mode, keeping frozen stages (and, with `norm_eval`, every BatchNorm) in eval mode."
-        nn.Module.train(self, mode)
-        self._freeze_stages()
-        if mode and self.norm_eval: eval_batchnorms(self)
-        return self
 
 # %% ../../../nbs/04za_mobilenet_v2.ipynb #79245ab0
 def _check_arch(n, strides, dilations, out_indices, frozen_stages):

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_TYPES', 'build_conv_layer', 'use_sync_bn',
            'build_norm_layer', 'build_activation_layer', 'kaiming_init', 'constant_init', 'init_conv_norm',
-           'eval_batchnorms', 'freeze', 'ConvModule', 'DepthwiseSeparableConvModule', 'resize', 'Upsample',
-           'unsupported']
+           'eval_batchnorms', 'freeze', 'FrozenStagesMixin', 'ConvModule', 'DepthwiseSeparableConvModule', 'resize',
+           'Upsample', 'unsupported']
 
 # %% ../../../nbs/04_models.ipynb #86aefb19
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -87,6 +87,19 @@ def freeze(modules):
     for m in modules:
         m.eval()
         for p in m.parameters(): p.requires_grad = False
+
+# %% ../../../nbs/04_models.ipynb #3f9c34df
+class FrozenStagesMixin:
+    "`train()` for a backbone with `frozen_stages` and `norm_eval`: the modules `_frozen_modules()` lists stay frozen."
+    def _frozen_modules(self): return []
+    def _freeze_stages(self): freeze(self._frozen_modules())
+
+    def train(self, mode=True):
+        "Train mode, keeping the frozen stages (and, with `norm_eval`, every BatchNorm) in eval mode."
+        nn.Module.train(self, mode)
+        self._freeze_stages()
+        if mode and getattr(self, 'norm_eval', False): eval_batchnorms(self)
+        return self
 
 # %% ../../../nbs/04_models.ipynb #ac0b82cc
 class ConvModule(nn.Module):
