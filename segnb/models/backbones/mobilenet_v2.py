@@ -6,10 +6,10 @@
 __all__ = ['make_divisible', 'InvertedResidual', 'MobileNetV2Training', 'MobileNetV2']
 
 # %% ../../../nbs/04za_mobilenet_v2.ipynb #538b9fac
-import torch, torch.nn as nn, torch.utils.checkpoint
+import torch, torch.nn as nn
 from ...errors import SegnbError
 from ...registry import BACKBONES
-from ..utils.bricks import FrozenStagesMixin, ConvModule, init_conv_norm
+from ..utils.bricks import FrozenStagesMixin, checkpointed, ConvModule, init_conv_norm
 from ..utils.weights import load_pretrained, pretrained_path
 
 # %% ../../../nbs/04za_mobilenet_v2.ipynb #58a3f544
@@ -38,10 +38,7 @@ class InvertedResidual(nn.Module):
 
     def _inner(self, x): return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
-    def forward(self, x):
-        if self.with_cp and x.requires_grad:
-            return torch.utils.checkpoint.checkpoint(self._inner, x, use_reentrant=False)
-        return self._inner(x)
+    def forward(self, x): return checkpointed(self._inner, x, self.with_cp)
 
 # %% ../../../nbs/04za_mobilenet_v2.ipynb #5f13d84b
 class MobileNetV2Training(FrozenStagesMixin):

@@ -6,10 +6,10 @@
 __all__ = ['BasicBlock', 'Bottleneck', 'ResLayer', 'zero_init_blocks', 'ResNet', 'ResNetV1c', 'ResNetV1d']
 
 # %% ../../../nbs/04b_resnet.ipynb #95e55941
-import torch, torch.nn as nn, torch.utils.checkpoint
+import torch, torch.nn as nn
 from ...errors import SegnbError
 from ...registry import BACKBONES
-from ..utils.bricks import (FrozenStagesMixin, build_conv_layer, build_norm_layer, constant_init, init_conv_norm,
+from ..utils.bricks import (FrozenStagesMixin, checkpointed, build_conv_layer, build_norm_layer, constant_init, init_conv_norm,
                                        unsupported)
 from ..utils.weights import load_pretrained, pretrained_path
 
@@ -37,9 +37,7 @@ class BasicBlock(nn.Module):
         out = getattr(self, self.norm2_name)(self.conv2(out))
         return out + (x if self.downsample is None else self.downsample(x))
 
-    def forward(self, x):
-        if self.with_cp and x.requires_grad: return self.relu(torch.utils.checkpoint.checkpoint(self._residual, x, use_reentrant=False))
-        return self.relu(self._residual(x))
+    def forward(self, x): return self.relu(checkpointed(self._residual, x, self.with_cp))
 
 # %% ../../../nbs/04b_resnet.ipynb #6d3d1c91
 class Bottleneck(nn.Module):
@@ -69,9 +67,7 @@ class Bottleneck(nn.Module):
         out = getattr(self, self.norm3_name)(self.conv3(out))
         return out + (x if self.downsample is None else self.downsample(x))
 
-    def forward(self, x):
-        if self.with_cp and x.requires_grad: return self.relu(torch.utils.checkpoint.checkpoint(self._residual, x, use_reentrant=False))
-        return self.relu(self._residual(x))
+    def forward(self, x): return self.relu(checkpointed(self._residual, x, self.with_cp))
 
 # %% ../../../nbs/04b_resnet.ipynb #e83c78a4
 class ResLayer(nn.Sequential):

@@ -6,11 +6,11 @@
 __all__ = ['UPSAMPLE_LAYERS', 'BasicConvBlock', 'InterpConv', 'DeconvModule', 'UpConvBlock', 'UNet']
 
 # %% ../../../nbs/04c_unet.ipynb #a5128b84
-import torch, torch.nn as nn, torch.utils.checkpoint
-from ...cli import SegnbError
+import torch, torch.nn as nn
+from ...errors import SegnbError
 from ...registry import BACKBONES
-from ..utils.bricks import (ConvModule, Upsample, build_activation_layer, build_norm_layer, eval_batchnorms,
-                                       init_conv_norm, unsupported, _layer_type)
+from ..utils.bricks import (FrozenStagesMixin, checkpointed, ConvModule, Upsample, build_activation_layer,
+                                       build_norm_layer, init_conv_norm, unsupported, _layer_type)
 from ..utils.weights import load_pretrained, pretrained_path
 
 # %% ../../../nbs/04c_unet.ipynb #a89253f5
@@ -26,9 +26,7 @@ class BasicConvBlock(nn.Module):
                                                 padding=1 if i == 0 else dilation, conv_cfg=conv_cfg,
                                                 norm_cfg=norm_cfg, act_cfg=act_cfg) for i in range(num_convs)])
 
-    def forward(self, x):
-        if self.with_cp and x.requires_grad: return torch.utils.checkpoint.checkpoint(self.convs, x, use_reentrant=False)
-        return self.convs(x)
+    def forward(self, x): return checkpointed(self.convs, x, self.with_cp)
 
 # %% ../../../nbs/04c_unet.ipynb #7ec409da
 class InterpConv(nn.Module):
@@ -80,7 +78,7 @@ class UpConvBlock(nn.Module):
 
 # %% ../../../nbs/04c_unet.ipynb #3a152a5a
 @BACKBONES.register_module()
-class UNet(nn.Module):
+class UNet(FrozenStagesMixin, nn.Module):
     "UNet backbone (mmseg 0.30): returns decoder outputs, coarsest first."
     def __init__(self, in_channels=3, base_channels=64, num_stages=5, strides=(1, 1, 1, 1, 1),
                  enc_num_convs=(2, 2, 2, 2, 2), dec_num_convs=(2, 2, 2, 2), downsamples=(True, True, True, True),
@@ -135,8 +133,4 @@ class UNet(nn.Module):
         if self.checkpoint is not None: return load_pretrained(self, self.checkpoint, self.checkpoint_prefix)
         init_conv_norm(self)
 
-    def train(self, mode=True):
-        "Train mode; with `norm_eval` every BN stays in eval mode."
-        super().train(mode)
-        if mode and self.norm_eval: eval_batchnorms(self)
-        return self
+    # train(): FrozenStagesMixin's (04_models); UNet has no frozen stages, `norm_eval` keeps every BN in eval mode

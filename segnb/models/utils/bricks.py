@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_TYPES', 'build_conv_layer', 'use_sync_bn',
            'build_norm_layer', 'build_activation_layer', 'kaiming_init', 'constant_init', 'init_conv_norm',
-           'eval_batchnorms', 'freeze', 'FrozenStagesMixin', 'ConvModule', 'DepthwiseSeparableConvModule', 'resize',
-           'Upsample', 'unsupported']
+           'eval_batchnorms', 'freeze', 'FrozenStagesMixin', 'checkpointed', 'ConvModule',
+           'DepthwiseSeparableConvModule', 'resize', 'Upsample', 'unsupported']
 
 # %% ../../../nbs/04_models.ipynb #86aefb19
-import torch, torch.nn as nn, torch.nn.functional as F
-from ...cli import SegnbError
+import torch, torch.nn as nn, torch.nn.functional as F, torch.utils.checkpoint
+from ...errors import SegnbError
 from ...dist import get_dist_info
 
 # %% ../../../nbs/04_models.ipynb #4f5f6786
@@ -101,6 +101,11 @@ class FrozenStagesMixin:
         if mode and getattr(self, 'norm_eval', False): eval_batchnorms(self)
         return self
 
+def checkpointed(fn, x, with_cp):
+    "`fn(x)`, through `torch.utils.checkpoint` when `with_cp` is on and `x` needs a gradient (mmseg's `with_cp`)."
+    if with_cp and x.requires_grad: return torch.utils.checkpoint.checkpoint(fn, x, use_reentrant=False)
+    return fn(x)
+
 # %% ../../../nbs/04_models.ipynb #ac0b82cc
 class ConvModule(nn.Module):
     "Conv + norm + activation, built from `conv_cfg`/`norm_cfg`/`act_cfg` (mmcv's `ConvModule`)."
@@ -124,7 +129,8 @@ class ConvModule(nn.Module):
             self.add_module(self.norm_name, norm)
         if self.with_activation:
             act_cfg = dict(act_cfg)
-            if act_cfg['type'] not in ('Tanh', 'PReLU', 'Sigmoid', 'GELU', 'SiLU'): act_cfg.setdefault('inplace', inplace)
+            if act_cfg['type'] not in ('Tanh', 'PReLU', 'Sigmoid', 'HSigmoid', 'Swish', 'GELU', 'SiLU'):
+                act_cfg.setdefault('inplace', inplace)
             self.activate = build_activation_layer(act_cfg)
         self.init_weights()
 
