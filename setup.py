@@ -27,7 +27,7 @@ setuptools.setup(
     python_requires='>=' + cfg['min_python'],
     packages=setuptools.find_packages(include=['segnb', 'segnb.*']),
     include_package_data=True,
-    package_data={'segnb': ['configs/**/*.py', 'configs/*.py']},
+    package_data={'segnb': ['configs/**/*.py', 'configs/*.py', 'model_zoo/*.json']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'loggers': loggers_requirements},
     entry_points={

@@ -12,7 +12,7 @@ import contextlib, errno, logging, os, os.path as osp, random, re, shutil, tempf
 from collections import OrderedDict
 import numpy as np
 import torch
-from .cli import SegnbError
+from .errors import SegnbError
 from .dist import unwrap_model
 
 # %% ../nbs/04q_checkpoint.ipynb #386b6e9b
@@ -115,8 +115,9 @@ def load_state_dict(module, state_dict, strict=False, logger=None, filename='che
 
 def load_checkpoint(model, filename, map_location='cpu', strict=False, logger=None, revise_keys=[(r'^module\.', '')],
                     unexpected_ok=False):
-    "mmcv's load_checkpoint: read `filename`, load its state_dict into the (unwrapped) model; returns the dict."
-    ckpt = read_checkpoint(filename, map_location)
+    "mmcv's load_checkpoint: read `filename` (a path or a model-zoo name), load its state_dict into the model."
+    from segnb.hub import read_checkpoint_any          # here, not at the top: segnb.hub reads files with this module
+    ckpt = read_checkpoint_any(filename, map_location)
     sd = revise_state_dict(state_dict_of(ckpt, filename), revise_keys)
     load_state_dict(unwrap_model(model), sd, strict, logger, filename, unexpected_ok)
     return ckpt

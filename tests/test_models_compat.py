@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from segnb.cli import SegnbError
+from segnb.errors import SegnbError
 from segnb.models import build_backbone, build_segmentor
 
 FIX = Path(__file__).parent / 'fixtures'
@@ -50,10 +50,17 @@ def test_mmseg_base_model_configs_build(path):
     assert build_shapes(model_cfg) == ref['state_dict']
 
 
-def test_open_mmlab_pretrained_fails_clearly():
+def test_open_mmlab_pretrained_fails_clearly(tmp_path, monkeypatch):
+    "mmseg's own config builds; offline, loading its open-mmlab:// weights is one line naming the URL and the cache path."
+    from urllib.error import URLError
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    def offline(url, dst, *args, **kwargs): raise URLError(OSError('network is unreachable'))
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', offline)
     cfg = runpy.run_path(str(FIX / 'mmseg_models' / 'fcn_r50-d8.py'))['model']
     model = build_segmentor(cfg)        # building works; only loading the weights needs the file
-    with pytest.raises(SegnbError, match='open-mmlab://resnet50_v1c.*downloads nothing'):
+    url = 'https://download.openmmlab.com/pretrain/third_party/resnet50_v1c-2cccc1ad.pth'
+    with pytest.raises(SegnbError, match=f'could not download {url}: network is unreachable; put the file at '
+                                         f'{tmp_path}/hub/checkpoints/resnet50_v1c-2cccc1ad.pth'):
         model.init_weights()
 
 

@@ -1,6 +1,7 @@
 # model settings
-# mmseg starts from ImageNet weights (pretrained='open-mmlab://resnet50_v1c'); segnb downloads nothing, so point
-# `pretrained` (or `load_from`) at a local checkpoint to start from one.
+# mmseg starts from ImageNet weights (pretrained='open-mmlab://resnet50_v1c'); this copy starts from scratch so that
+# it builds offline. Set pretrained='open-mmlab://resnet50_v1c' (fetched once into the torch hub cache) or a local
+# checkpoint to start from weights.
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     type='EncoderDecoder',
