@@ -10,7 +10,8 @@ from zoo_check import load_records, same_shapes, logits_difference
 # the configs/ folders segnb builds completely
 FAMILIES = ('fcn', 'pspnet', 'deeplabv3', 'deeplabv3plus', 'unet', 'nonlocal_net', 'gcnet', 'dnlnet', 'ann', 'danet',
             'ccnet', 'hrnet', 'ocrnet', 'encnet', 'psanet', 'apcnet', 'dmnet', 'emanet', 'isanet',
-            'upernet', 'sem_fpn', 'fastfcn', 'mobilenet_v2', 'resnest', 'bisenetv1', 'icnet')
+            'upernet', 'sem_fpn', 'fastfcn', 'mobilenet_v2', 'resnest', 'bisenetv1', 'icnet', 'bisenetv2', 'stdc',
+            'cgnet', 'erfnet', 'fastscnn', 'mobilenet_v3', 'point_rend')
 RECORDS = load_records()
 CONFIGS = sorted(k for k, r in RECORDS['configs'].items() if 'sha' in r and r['family'] in FAMILIES)
 
