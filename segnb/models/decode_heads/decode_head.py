@@ -6,8 +6,9 @@
 __all__ = ['BaseDecodeHead', 'OHEMPixelSampler']
 
 # %% ../../../nbs/04i_decode_head.ipynb #c8b06e08
+import warnings
 import torch, torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import PIXEL_SAMPLERS, build_from_cfg
 from ..utils.bricks import init_conv_norm, resize
 from ..utils.weights import load_pretrained, pretrained_path
@@ -24,10 +25,15 @@ class BaseDecodeHead(nn.Module):
         super().__init__()
         owner = type(self).__name__
         self.sampler = None if sampler is None else build_from_cfg(sampler, PIXEL_SAMPLERS, dict(context=self))
-        if out_channels not in (None, num_classes):
-            raise SegnbError(f'{owner}: out_channels must equal num_classes ({num_classes}); got {out_channels}')
+        out_channels = num_classes if out_channels is None else out_channels
+        if out_channels not in (num_classes, 1) or (out_channels == 1 and num_classes != 2):
+            raise SegnbError(f'{owner}: out_channels must equal num_classes ({num_classes}), or be 1 for binary '
+                             f'segmentation with num_classes=2; got {out_channels}')
+        if out_channels == 1 and threshold is None:
+            warnings.warn(f'{owner}: binary segmentation (out_channels=1) without threshold: 0.3 is used, as in mmseg')
+            threshold = 0.3
         self._init_inputs(in_channels, in_index, input_transform)
-        self.channels, self.num_classes, self.out_channels, self.threshold = channels, num_classes, num_classes, threshold
+        self.channels, self.num_classes, self.out_channels, self.threshold = channels, num_classes, out_channels, threshold
         self.dropout_ratio, self.conv_cfg, self.norm_cfg, self.act_cfg = dropout_ratio, conv_cfg, norm_cfg, act_cfg
         self.ignore_index, self.align_corners = ignore_index, align_corners
         self.checkpoint, self.checkpoint_prefix = pretrained_path(None, init_cfg, owner)

@@ -7,7 +7,7 @@ __all__ = ['cross_entropy', 'binary_cross_entropy', 'CrossEntropyLoss']
 
 # %% ../../../nbs/04e_cross_entropy.ipynb #59a0edc5
 import torch, torch.nn as nn, torch.nn.functional as F
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import LOSSES
 from ..utils.bricks import unsupported
 from .utils import get_class_weight, weight_reduce_loss
@@ -22,8 +22,13 @@ def cross_entropy(pred, label, weight=None, class_weight=None, reduction='mean',
 
 def binary_cross_entropy(pred, label, weight=None, class_weight=None, reduction='mean', avg_factor=None,
                          ignore_index=-100, avg_non_ignore=False):
-    "Sigmoid cross entropy against one-hot labels; ignored pixels weigh 0."
+    "Sigmoid cross entropy against one-hot labels (or 0/1 labels for one logit map); ignored pixels weigh 0."
     valid = (label >= 0) & (label != ignore_index)
+    if pred.dim() == label.dim() + 1 and pred.shape[1] == 1:       # binary segmentation: (N, 1, H, W) and 0/1 labels
+        if (label[valid] > 1).any():
+            raise SegnbError(f'CrossEntropyLoss: one output channel (binary segmentation) needs labels 0 and 1, '
+                             f'got {sorted(label[valid].unique().tolist())[:6]}')
+        pred = pred.squeeze(1)
     if pred.dim() != label.dim():
         onehot = F.one_hot(torch.where(valid, label, 0), pred.shape[1]).movedim(-1, 1).to(pred.dtype)
         weight = valid.unsqueeze(1).expand_as(pred).float() * (1 if weight is None else weight.unsqueeze(1))

@@ -6,22 +6,17 @@
 __all__ = ['dice_loss', 'DiceLoss']
 
 # %% ../../../nbs/04f_dice_loss.ipynb #50dd72c8
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn
 from ...registry import LOSSES
-from .utils import get_class_weight
+from .utils import (get_class_weight, mean_over_classes, refuse_pixel_weights, softmax_onehot,
+                                       weight_reduce_loss)
 
 # %% ../../../nbs/04f_dice_loss.ipynb #16a07fa5
 def dice_loss(pred, target, valid_mask, smooth=1, exponent=2, class_weight=None, ignore_index=255):
     "Mean over classes of `1 - (2|P∩T| + s) / (|P|^e + |T|^e + s)`, each class averaged over the batch."
-    total = 0
-    for i in range(pred.shape[1]):
-        if i == ignore_index: continue
-        p, t, v = pred[:, i].flatten(1), target[..., i].flatten(1), valid_mask.flatten(1)
-        num = (p * t * v).sum(1) * 2 + smooth
-        den = (p.pow(exponent) + t.pow(exponent)).sum(1) + smooth
-        loss = (1 - num / den).mean()
-        total = total + (loss * class_weight[i] if class_weight is not None else loss)
-    return total / pred.shape[1]
+    def per_class(p, t, v):
+        return 1 - ((p * t * v).sum(1) * 2 + smooth) / ((p.pow(exponent) + t.pow(exponent)).sum(1) + smooth)
+    return mean_over_classes(per_class, pred, target, valid_mask, class_weight, ignore_index)
 
 @LOSSES.register_module()
 class DiceLoss(nn.Module):
@@ -35,10 +30,9 @@ class DiceLoss(nn.Module):
     @property
     def loss_name(self): return self._loss_name
 
-    def forward(self, pred, target, avg_factor=None, reduction_override=None, **kwargs):
-        pred = F.softmax(pred, dim=1)
-        onehot = F.one_hot(target.long().clamp(0, pred.shape[1] - 1), pred.shape[1])
+    def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None, **kwargs):
+        refuse_pixel_weights('DiceLoss', weight)
+        probs, onehot, valid = softmax_onehot(pred, target, self.ignore_index)
         class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
-        loss = dice_loss(pred, onehot, (target != self.ignore_index).long(), self.smooth, self.exponent, class_weight,
-                         self.ignore_index)
-        return self.loss_weight * loss
+        loss = dice_loss(probs, onehot, valid, self.smooth, self.exponent, class_weight, self.ignore_index)
+        return self.loss_weight * weight_reduce_loss(loss, None, reduction_override or self.reduction, avg_factor)

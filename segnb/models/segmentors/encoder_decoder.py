@@ -7,7 +7,7 @@ __all__ = ['slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix', 'Encoder
 
 # %% ../../../nbs/04o_encoder_decoder.ipynb #c736f256
 import torch, torch.nn as nn, torch.nn.functional as F
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import SEGMENTORS
 from ..utils.bricks import resize
 from ..utils.weights import load_pretrained, pretrained_path
@@ -69,7 +69,7 @@ class EncoderDecoder(BaseSegmentor):
         if neck is not None: self.neck = build_neck(neck)
         self.decode_head = build_head(decode_head)
         self.align_corners, self.num_classes = self.decode_head.align_corners, self.decode_head.num_classes
-        self.out_channels = self.decode_head.out_channels
+        self.out_channels, self.threshold = self.decode_head.out_channels, self.decode_head.threshold
         if isinstance(auxiliary_head, (list, tuple)): self.auxiliary_head = nn.ModuleList(build_head(c) for c in auxiliary_head)
         elif auxiliary_head is not None: self.auxiliary_head = build_head(auxiliary_head)
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
@@ -118,21 +118,27 @@ class EncoderDecoder(BaseSegmentor):
         return rescale_logits(logits, img_meta, self.align_corners) if rescale else logits
 
     def inference(self, img, img_meta, rescale):
-        "Class probabilities (softmax), in the original image's orientation, by `test_cfg.mode` ('whole' or 'slide')."
+        "Probabilities (softmax; sigmoid for one output channel), in the image's orientation, by `test_cfg.mode`."
         mode = _cfg_value(self.test_cfg, 'mode', 'whole')
         if mode not in ('whole', 'slide'): raise SegnbError(f"model.test_cfg.mode must be 'whole' or 'slide', got {mode!r}")
         if any(tuple(m['ori_shape']) != tuple(img_meta[0]['ori_shape']) for m in img_meta):
             raise ValueError('images of one test batch must share ori_shape')
         if mode == 'slide': logits = self.slide_inference(img, img_meta, rescale)
         else: logits = self.whole_inference(img, img_meta, rescale)
-        return undo_flip(F.softmax(logits, dim=1), img_meta)
+        probs = torch.sigmoid(logits) if self.out_channels == 1 else F.softmax(logits, dim=1)
+        return undo_flip(probs, img_meta)
+
+    def predict_labels(self, probs):
+        "Label maps (a list of int64 numpy arrays): the argmax, or for one output channel the pixels above `threshold`."
+        labels = (probs > self.threshold).squeeze(1).long() if self.out_channels == 1 else probs.argmax(dim=1)
+        return list(labels.cpu().numpy())
 
     def simple_test(self, img, img_meta, rescale=True):
         "Predicted label maps: a list (one per image) of int64 numpy arrays."
-        return list(self.inference(img, img_meta, rescale).argmax(dim=1).cpu().numpy())
+        return self.predict_labels(self.inference(img, img_meta, rescale))
 
     def aug_test(self, imgs, img_metas, rescale=True):
         "Label maps from probabilities averaged over augmentations (scales, flips)."
         if not rescale: raise ValueError('aug_test needs rescale=True (augmentations differ in size)')
         probs = sum(self.inference(img, meta, rescale) for img, meta in zip(imgs, img_metas)) / len(imgs)
-        return list(probs.argmax(dim=1).cpu().numpy())
+        return self.predict_labels(probs)
