@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SILENT_CALLS = {'assert', 'setattr', 'delattr', 'exec', 'seed', 'manual_seed', 'close', 'remove', 'rmtree',
-                'set_num_threads', 'register_hook', 'run', 'append', 'update', 'write', 'save', 'mkdir', 'makedirs'}
+                'set_num_threads', 'register_hook', 'run', 'append', 'update', 'write', 'save', 'mkdir', 'makedirs',
+                'barrier', 'one_line_error'}
 SHOWING = ('print(', 'plt.show(', 'display(', '.show()', 'show_samples(', 'plot_')
 
 
@@ -35,7 +36,8 @@ def should_show(cell):
     src = ''.join(cell['source'])
     if any(l.replace(' ', '') in ('#|export', '#|exporti', '#|hide', '#|eval:false') or l.replace(' ', '').startswith('#|export')
            for l in src.splitlines()[:3]): return False
-    top = [l for l in src.splitlines() if l and not l.startswith((' ', '\t', '#'))]
+    # top-level lines that may show something: not imports, not tests (`test_fail(lambda: plot_curves(...))` shows nothing)
+    top = [l for l in src.splitlines() if l and not l.startswith((' ', '\t', '#', 'import ', 'from ', 'test_', 'assert'))]
     return displays(last_statement(src)) or any(s in l for l in top for s in SHOWING)
 
 
