@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
-from .cli import SegnbError
+from .errors import SegnbError
 
 logger = logging.getLogger('segnb')
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from PIL import Image
-from .cli import SegnbError
+from .errors import SegnbError
 from .checkpoint import rng_preserved
 from .dist import get_dist_info, comm_device, show_progress, broadcast_object, barrier
 from .metrics import sum_areas, reduce_areas

@@ -14,7 +14,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from PIL import Image
-from .cli import SegnbError
+from .errors import SegnbError
 from .dist import all_reduce_sum, comm_device
 
 # %% ../nbs/05_metrics.ipynb #9c2e9c13

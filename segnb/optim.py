@@ -15,7 +15,7 @@ __all__ = ['TORCH_OPTIMIZERS', 'PARAMWISE_KEYS', 'CUSTOM_KEY_KEYS', 'NORM_LAYERS
 import inspect, logging, math
 import torch
 from torch import nn
-from .cli import SegnbError
+from .errors import SegnbError
 from .registry import OPTIMIZERS, OPTIMIZER_BUILDERS, Registry, build_from_cfg
 
 _logger = logging.getLogger('segnb')

@@ -11,7 +11,8 @@ __all__ = ['load_json_log', 'latest_json_log', 'plot_curves', 'save_curves', 'pl
 import argparse, glob, json, logging, os, os.path as osp
 import numpy as np
 import torch
-from .cli import ArgumentParser, SegnbError, report_errors
+from .errors import SegnbError
+from .cli import ArgumentParser, report_errors
 from .config import Config, flatten, key_sources
 from .data import Compose, collate, colorize, overlay
 from .dist import in_jupyter_kernel

@@ -11,7 +11,7 @@ __all__ = ['LOG_FORMAT', 'TRAINING_HOOK_PRIORITIES', 'get_root_logger', 'batch_s
 import contextlib, logging, os, os.path as osp, signal, threading, time
 from collections import OrderedDict
 import torch
-from .cli import SegnbError
+from .errors import SegnbError
 from .registry import RUNNERS, build_from_cfg
 from .dist import get_dist_info, any_across_ranks, all_gather_object, unwrap_model, segnb_version
 from .hooks import (Hook, LogBuffer, build_hook, get_priority, lr_hook_type, momentum_hook_type, to_device, model_device,

@@ -11,7 +11,8 @@ import json, os, os.path as osp, time
 
 import torch
 
-from .cli import SegnbError, parse_test_args, report_errors
+from .errors import SegnbError
+from .cli import parse_test_args, report_errors
 from .config import Config, TEST_NEEDS, check_config
 from .registry import build_key
 from .data import build_dataloader, build_dataset, overlay, save_image

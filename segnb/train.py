@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 import segnb
-from .cli import SegnbError, parse_args, report_errors, resolve_amp, resolve_device
+from .errors import SegnbError
+from .cli import parse_args, report_errors, resolve_amp, resolve_device
 from .config import Config, TRAIN_NEEDS, check_config
 from .registry import build_key
 from .data import build_dataloader, build_dataset

@@ -4,7 +4,7 @@ import os, os.path as osp, shutil, subprocess, sys
 import numpy as np, pytest
 from PIL import Image
 from faults import tiny_config, subprocess_env
-from segnb.cli import SegnbError
+from segnb.errors import SegnbError
 from segnb.data import CustomDataset, build_dataloader, make_shapes, save_label_png
 
 pytestmark = pytest.mark.filterwarnings('ignore:The image decoding and encoding capabilities of TorchVision')

@@ -4,7 +4,7 @@ import multiprocessing as mp
 from pathlib import Path
 import pytest
 import torch
-from segnb.cli import SegnbError
+from segnb.errors import SegnbError
 from segnb.dist import launcher_env, detect_launcher, expand_nodelist, slurm_master_addr, wrap_model, init_dist
 import dist_worker
 

@@ -2,7 +2,7 @@
 import os, sys
 import pytest
 import torch
-from segnb.cli import SegnbError
+from segnb.errors import SegnbError
 from segnb.hooks import MlflowLoggerHook, WandbLoggerHook
 from segnb.runner import IterBasedRunner
 

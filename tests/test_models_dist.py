@@ -4,7 +4,7 @@ import multiprocessing as mp
 from pathlib import Path
 import torch
 import torch.distributed as dist
-from segnb.cli import SegnbError
+from segnb.errors import SegnbError
 from segnb.models import BaseSegmentor, parse_losses
 
 KEYS = {0: ['decode.loss_ce', 'decode.acc_seg', 'aux.loss_ce'], 1: ['decode.acc_seg', 'decode.loss_ce']}

@@ -3,7 +3,7 @@ import json, logging, math
 from pathlib import Path
 import pytest, torch
 from torch import nn
-from segnb.cli import SegnbError
+from segnb.errors import SegnbError
 from segnb.optim import (build_optimizer, build_lr_schedule, lr_schedule, warmup_lr, Poly, LrSchedule,
                          TORCH_OPTIMIZERS)
 

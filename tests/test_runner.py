@@ -12,7 +12,7 @@ import torch.nn.functional as F
 torch.set_num_threads(1)   # tiny tensors: one thread is much faster than two spinning ones on a busy machine
 
 import segnb.checkpoint as R   # write_payload: the one function that writes checkpoint bytes
-from segnb.cli import SegnbError
+from segnb.errors import SegnbError
 from segnb.hooks import Hook, NonFiniteLossError
 from segnb.runner import IterBasedRunner, build_runner, find_latest_checkpoint, load_checkpoint
 

@@ -14,7 +14,7 @@ __all__ = ['logger', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'DEFAULT_META_KEYS', 'V
            'train_pipeline_cfg', 'pipeline_throughput', 'benchmark_indexing']
 
 # %% ../../nbs/03r_data_package.ipynb #504da24a
-from ..cli import SegnbError
+from ..errors import SegnbError
 from ..registry import DATASETS, PIPELINES, build_from_cfg
 from ..dist import get_dist_info, show_progress
 from .pipelines import *

@@ -11,7 +11,7 @@ import functools, math, random
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
-from ..cli import SegnbError
+from ..errors import SegnbError
 from ..dist import get_dist_info
 from .pipelines.transforms import pad_br
 

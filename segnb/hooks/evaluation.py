@@ -9,7 +9,7 @@ __all__ = ['GREATER_KEYS', 'LESS_KEYS', 'infer_rule', 'EvalHook', 'DistEvalHook'
 import logging, math, os, os.path as osp
 import torch
 import torch.distributed as dist
-from ..cli import SegnbError
+from ..errors import SegnbError
 from ..registry import HOOKS
 from ..dist import get_dist_info, unwrap_model, broadcast_object
 from ..checkpoint import rng_preserved

@@ -16,7 +16,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 import torch.distributed as dist
 from collections import OrderedDict
-from ..cli import SegnbError
+from ..errors import SegnbError
 from ..registry import HOOKS, build_from_cfg
 from ..dist import get_dist_info, all_reduce_sum, comm_device, any_across_ranks, unwrap_model, show_progress
 from ..engine import model_device

@@ -13,7 +13,7 @@ from .hook import Hook, check_file_client_args, out_dir_for
 from collections import OrderedDict
 from ..registry import HOOKS
 from ..engine import model_device
-from ..cli import SegnbError
+from ..errors import SegnbError
 from ..dist import unwrap_model
 
 def first_momentum(optimizer):

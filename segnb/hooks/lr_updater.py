@@ -12,7 +12,7 @@ __all__ = ['MOMENTUM_POLICIES', 'lr_hook_type', 'set_lr', 'LrUpdaterHook', 'Fixe
            'OneCycleMomentumUpdaterHook']
 
 # %% ../../nbs/07a_schedule_hooks.ipynb #9c26f8f2
-from ..cli import SegnbError
+from ..errors import SegnbError
 from ..registry import HOOKS
 from ..optim import (LR_POLICIES, LrSchedule, build_lr_policy, policy_class_name, Step, CosineAnnealing,
                          LinearAnnealing, Cyclic, anneal_function, warmup_momentum)

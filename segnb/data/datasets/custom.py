@@ -9,7 +9,7 @@ __all__ = ['logger', 'scan_files', 'CustomDataset']
 import logging, os, os.path as osp
 import numpy as np
 from torch.utils.data import Dataset
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import DATASETS
 from ..pipelines.compose import Compose
 from ..pipelines.loading import LoadAnnotations, load_image, _error_reason

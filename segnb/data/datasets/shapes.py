@@ -9,7 +9,7 @@ __all__ = ['SHAPES_CLASSES', 'SHAPES_PALETTE', 'make_shapes_sample', 'save_label
 import colorsys, json, math, os, os.path as osp, shutil, tempfile
 import numpy as np
 from PIL import Image, ImageDraw
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import DATASETS
 from ...dist import show_progress
 from .custom import CustomDataset, logger

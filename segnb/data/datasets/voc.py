@@ -6,7 +6,7 @@
 __all__ = ['VOC_PALETTE', 'PascalVOCDataset']
 
 # %% ../../../nbs/03i_data_voc.ipynb #b592dc71
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import DATASETS
 from .custom import CustomDataset
 

@@ -6,7 +6,7 @@
 __all__ = ['Compose']
 
 # %% ../../../nbs/03_data.ipynb #f44baa46
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import PIPELINES
 
 # %% ../../../nbs/03_data.ipynb #e2f9587d

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.io import decode_image, read_file, ImageReadMode
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import PIPELINES
 
 # %% ../../../nbs/03a_data_loading.ipynb #9042325a

@@ -6,7 +6,7 @@
 __all__ = ['MultiScaleFlipAug']
 
 # %% ../../../nbs/03d_data_test_time_aug.ipynb #06449ea5
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import PIPELINES
 from .compose import Compose
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torchvision.transforms import InterpolationMode
 import torchvision.transforms.v2.functional as TF
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import PIPELINES
 
 # %% ../../../nbs/03b_data_transforms.ipynb #3a5fe70c

@@ -7,7 +7,7 @@ __all__ = ['SpatialPath', 'AttentionRefinementModule', 'ContextPath', 'FeatureFu
 
 # %% ../../../nbs/04zc_bisenetv1.ipynb #abb8ddf4
 import torch, torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import BACKBONES
 from ..builder import build_backbone
 from ..utils.bricks import ConvModule, resize, unsupported

@@ -8,7 +8,7 @@ __all__ = ['ACM', 'APCHead', 'DCM', 'DMHead', 'mean_over_processes', 'EMAModule'
 # %% ../../../nbs/04u_adaptive_heads.ipynb #5c70b048
 import math
 import torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule, build_activation_layer, build_norm_layer, resize
 from .decode_head import BaseDecodeHead

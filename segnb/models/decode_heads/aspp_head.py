@@ -7,7 +7,7 @@ __all__ = ['ASPPModule', 'ASPPHead']
 
 # %% ../../../nbs/04l_aspp_head.ipynb #a713ad6f
 import torch, torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule, resize
 from .decode_head import BaseDecodeHead

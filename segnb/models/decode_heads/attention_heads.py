@@ -8,7 +8,7 @@ __all__ = ['attention_project', 'SelfAttentionBlock', 'PPMConcat', 'ANNSelfAtten
 
 # %% ../../../nbs/04s_attention_heads.ipynb #33a9436f
 import torch, torch.nn as nn, torch.nn.functional as F
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule, constant_init
 from .decode_head import BaseDecodeHead

@@ -8,7 +8,7 @@ __all__ = ['Encoding', 'enc_norm_1d', 'EncModule', 'present_classes', 'EncHead',
 
 # %% ../../../nbs/04t_encoding_heads.ipynb #a51ccee6
 import torch, torch.nn as nn, torch.nn.functional as F
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..builder import build_loss
 from ..utils.bricks import ConvModule, build_norm_layer, resize, use_sync_bn

@@ -7,7 +7,7 @@ __all__ = ['FCNHead']
 
 # %% ../../../nbs/04j_fcn_head.ipynb #0a42b910
 import torch, torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule
 from .decode_head import BaseDecodeHead

@@ -9,7 +9,7 @@ __all__ = ['NON_LOCAL_MODES', 'normal_init', 'pairwise_gaussian', 'pairwise_embe
 
 # %% ../../../nbs/04r_nonlocal_heads.ipynb #56542eb7
 import torch, torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule, constant_init
 from .fcn_head import FCNHead

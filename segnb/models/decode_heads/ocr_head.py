@@ -7,7 +7,7 @@ __all__ = ['BaseCascadeDecodeHead', 'SpatialGatherModule', 'ObjectAttentionBlock
 
 # %% ../../../nbs/04w_ocrnet.ipynb #e674753c
 import torch, torch.nn as nn, torch.nn.functional as F
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule
 from .decode_head import BaseDecodeHead

@@ -7,7 +7,7 @@ __all__ = ['PPM', 'PSPHead']
 
 # %% ../../../nbs/04k_psp_head.ipynb #714ed8d4
 import torch, torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule, resize
 from .decode_head import BaseDecodeHead

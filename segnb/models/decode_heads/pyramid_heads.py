@@ -7,7 +7,7 @@ __all__ = ['UPerHead', 'FPNHead']
 
 # %% ../../../nbs/04z_pyramid_heads.ipynb #3635cd25
 import math, torch, torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule, Upsample, resize
 from .decode_head import BaseDecodeHead

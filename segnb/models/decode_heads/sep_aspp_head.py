@@ -7,7 +7,7 @@ __all__ = ['DepthwiseSeparableASPPModule', 'DepthwiseSeparableASPPHead']
 
 # %% ../../../nbs/04m_sep_aspp_head.ipynb #34230f43
 import torch, torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule, DepthwiseSeparableConvModule, resize
 from .aspp_head import ASPPHead, ASPPModule

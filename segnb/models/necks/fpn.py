@@ -7,7 +7,7 @@ __all__ = ['xavier_plan', 'xavier_convs', 'FPN', 'JPU']
 
 # %% ../../../nbs/04y_necks.ipynb #158e74e1
 import torch, torch.nn as nn, torch.nn.functional as F
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import NECKS
 from ..utils.bricks import ConvModule, DepthwiseSeparableConvModule, init_conv_norm, resize, unsupported
 from ..utils.weights import load_pretrained, pretrained_path

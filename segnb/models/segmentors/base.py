@@ -8,7 +8,7 @@ __all__ = ['keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmen
 # %% ../../../nbs/04n_base_segmentor.ipynb #f456d656
 from collections import OrderedDict
 import torch, torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...dist import all_gather_object, get_dist_info
 
 # %% ../../../nbs/04n_base_segmentor.ipynb #352cbb1a

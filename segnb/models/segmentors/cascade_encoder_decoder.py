@@ -7,7 +7,7 @@ __all__ = ['CascadeEncoderDecoder']
 
 # %% ../../../nbs/04x_cascade_encoder_decoder.ipynb #8420b9ba
 import torch.nn as nn
-from ...cli import SegnbError
+from ...errors import SegnbError
 from ...registry import SEGMENTORS
 from ..builder import build_head
 from ..utils.bricks import resize
