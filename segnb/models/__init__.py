@@ -33,11 +33,11 @@ __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM
            'UpsamplerBlock', 'ERFNet', 'FASTSCNN_DEFAULT_INIT', 'LearningToDownsample', 'GlobalFeatureExtractor',
            'FastSCNN', 'DepthwiseSeparableFCNHead', 'MOBILENET_V3_ARCHS', 'HSigmoid', 'Conv2dAdaptivePadding',
            'SELayer', 'InvertedResidualV3', 'MobileNetV3Training', 'MobileNetV3', 'LRASPPHead', 'point_sample',
-           'calculate_uncertainty', 'sample_train_points', 'most_uncertain_points', 'PointHead', 'sigmoid_focal_loss',
-           'FocalLoss', 'lovasz_grad', 'lovasz_hinge_flat', 'lovasz_softmax_flat', 'lovasz_hinge', 'lovasz_softmax',
-           'LovaszLoss', 'tversky_loss', 'TverskyLoss', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses',
-           'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoder',
-           'CascadeEncoderDecoder']
+           'calculate_uncertainty', 'sample_train_points', 'most_uncertain_points', 'PointSelection', 'PointRendering',
+           'PointHead', 'sigmoid_focal_loss', 'FocalLoss', 'lovasz_grad', 'lovasz_hinge_flat', 'lovasz_softmax_flat',
+           'lovasz_hinge', 'lovasz_softmax', 'LovaszLoss', 'tversky_loss', 'TverskyLoss', 'keys_not_everywhere',
+           'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
+           'add_prefix', 'EncoderDecoder', 'CascadeEncoderDecoder']
 
 # %% ../../nbs/04p_models_package.ipynb #45c6eea8
 from .utils.bricks import *
@@ -114,7 +114,8 @@ _all_ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_T
          'LearningToDownsample', 'GlobalFeatureExtractor', 'FastSCNN', 'DepthwiseSeparableFCNHead',
          'MOBILENET_V3_ARCHS', 'HSigmoid', 'Conv2dAdaptivePadding', 'SELayer', 'InvertedResidualV3',
          'MobileNetV3Training', 'MobileNetV3', 'LRASPPHead', 'point_sample', 'calculate_uncertainty',
-         'sample_train_points', 'most_uncertain_points', 'PointHead', 'sigmoid_focal_loss', 'FocalLoss', 'lovasz_grad',
-         'lovasz_hinge_flat', 'lovasz_softmax_flat', 'lovasz_hinge', 'lovasz_softmax', 'LovaszLoss', 'tversky_loss',
-         'TverskyLoss', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits',
-         'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoder', 'CascadeEncoderDecoder']
+         'sample_train_points', 'most_uncertain_points', 'PointSelection', 'PointRendering', 'PointHead',
+         'sigmoid_focal_loss', 'FocalLoss', 'lovasz_grad', 'lovasz_hinge_flat', 'lovasz_softmax_flat', 'lovasz_hinge',
+         'lovasz_softmax', 'LovaszLoss', 'tversky_loss', 'TverskyLoss', 'keys_not_everywhere', 'check_loss_keys',
+         'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoder',
+         'CascadeEncoderDecoder']
