@@ -318,7 +318,6 @@ class RunnerCounters:
 # %% ../nbs/08_runner.ipynb #77f01975
 class RunnerContract:
     "What an iteration-based and an epoch-based runner each define differently."
-    # The contract: what each runner defines.
     default_filename_tmpl = None   # 'iter_{}.pth' or 'epoch_{}.pth'
     def checkpoint_number(self): "N of the checkpoint file a save now would write."; raise NotImplementedError
     def checkpoint_epoch(self): "The `meta.epoch` a save now records."; raise NotImplementedError
