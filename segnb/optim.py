@@ -190,6 +190,7 @@ class Inv:
     def __init__(self, gamma, power=1.): self.gamma, self.power = gamma, power
     def get_lr(self, progress, max_progress, base_lr): return base_lr * (1 + self.gamma * progress) ** (-self.power)
 
+# %% ../nbs/06_optim.ipynb #092987cc
 @LR_POLICIES.register_module()
 class CosineAnnealing:
     "Half a cosine from `base_lr` to `min_lr` (or `base_lr * min_lr_ratio`) over the whole training."
@@ -223,6 +224,7 @@ class FlatCosineAnnealing:
         end = target_lr(base_lr, self.min_lr, self.min_lr_ratio)
         return annealing_cos(base_lr, end, (progress - start) / (max_progress - start))
 
+# %% ../nbs/06_optim.ipynb #7a305d8e
 @LR_POLICIES.register_module()
 class CosineRestart:
     "Cosine annealing restarted after each of `periods`, the restart scaled by `restart_weights`."

@@ -110,6 +110,7 @@ def test_results(args, model, loader, distributed):
     if distributed: return multi_gpu_test(model, loader, args.tmpdir, args.gpu_collect, **kw)
     return single_gpu_test(model, loader, **kw)
 
+# %% ../nbs/11_test.ipynb #5d70fa68
 def run_test(args, cfg, distributed):
     "Build the test set and the model, load the checkpoint, predict, then paint and evaluate on rank 0."
     logger = get_root_logger()

@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['STAGES', 'Priority', 'get_priority', 'Hook', 'stage_parameters', 'call_stage', 'build_hook', 'LogBuffer',
-           'NonFiniteLossError', 'nonfinite_message', 'anomalous_parameters', 'scaler_args', 'OptimizerHook',
-           'Fp16OptimizerHook', 'GradientCumulativeOptimizerHook', 'GradientCumulativeFp16OptimizerHook',
-           'check_file_client_args', 'out_dir_for', 'CheckpointHook', 'IterTimerHook', 'data_sampler',
-           'DistSamplerSeedHook', 'EmptyCacheHook', 'ProgressBarHook', 'EMAHook', 'sync_buffers', 'SyncBuffersHook',
-           'profiler_activities', 'trace_handler', 'ProfilerHook']
+           'NonFiniteLossError', 'nonfinite_message', 'anomalous_parameters', 'scaler_args', 'NonFiniteLossGuard',
+           'GradientStep', 'OptimizerHook', 'Fp16OptimizerHook', 'GradientCumulativeOptimizerHook',
+           'GradientCumulativeFp16OptimizerHook', 'check_file_client_args', 'out_dir_for', 'CheckpointPruning',
+           'CheckpointHook', 'IterTimerHook', 'data_sampler', 'DistSamplerSeedHook', 'EmptyCacheHook',
+           'ProgressBarHook', 'EMAStateDictKeys', 'EMASwap', 'EMAHook', 'sync_buffers', 'SyncBuffersHook',
+           'profiler_activities', 'trace_handler', 'ProfilerSteps', 'ProfilerHook']
 
 # %% ../../nbs/07_hooks.ipynb #205b0dd0
 import enum, functools, inspect, math, os, os.path as osp, time
@@ -172,23 +173,9 @@ def scaler_args(loss_scale):
         return dict(init_scale=float(loss_scale)), float(loss_scale)
     raise SegnbError(f"loss_scale must be 'dynamic', a positive number or a dict of GradScaler arguments, got {loss_scale!r}")
 
-# %% ../../nbs/07_hooks.ipynb #aa732436
-@HOOKS.register_module()
-class OptimizerHook(Hook):
-    "zero_grad, backward, optional gradient clipping, step; a GradScaler when the runner's `amp` is 'fp16'."
-    def __init__(self, grad_clip=None, detect_anomalous_params=False, nonfinite='stop', loss_scale='dynamic'):
-        if nonfinite not in ('stop', 'skip', None):
-            raise SegnbError(f"optimizer_config.nonfinite must be 'stop', 'skip' or None, got {nonfinite!r}")
-        self.grad_clip, self.detect_anomalous_params, self.nonfinite = grad_clip, detect_anomalous_params, nonfinite
-        self.scaler_kwargs, self.static_scale = scaler_args(loss_scale)
-        self.scaler, self.skipped, self._scaler_state = None, 0, None
-        self._buffers = []
-
-    def before_run(self, runner):
-        dev = model_device(runner.model).type
-        self.scaler = torch.amp.GradScaler(dev, enabled=runner.amp == 'fp16', **self.scaler_kwargs)
-        if self._scaler_state: self.scaler.load_state_dict(self._scaler_state)
-
+# %% ../../nbs/07_hooks.ipynb #3564bb1c
+class NonFiniteLossGuard:
+    "The non-finite loss check of an optimizer hook: stop, or skip the step and restore the buffers."
     def loss_is_bad(self, loss):
         "True (on every process) when the loss is NaN/inf and the check is on."
         if self.nonfinite is None: return False
@@ -209,6 +196,9 @@ class OptimizerHook(Hook):
         runner.logger.warning(f'{msg}; step skipped ({self.skipped} so far)')
         runner.optimizer.zero_grad()
 
+# %% ../../nbs/07_hooks.ipynb #834f2128
+class GradientStep:
+    "backward and step of an optimizer hook: loss scaling for fp16, gradient clipping, the optimizer step."
     def clip_grads(self, params):
         "clip_grad_norm_ over parameters that have a gradient; the norm (a tensor) or None."
         params = [p for p in params if p.requires_grad and p.grad is not None]
@@ -225,6 +215,23 @@ class OptimizerHook(Hook):
             if norm is not None: runner.log_buffer.update({'grad_norm': norm}, num_samples)
         if scaler: scaler.step(runner.optimizer); scaler.update(self.static_scale)
         else: runner.optimizer.step()
+
+# %% ../../nbs/07_hooks.ipynb #e04e3ffa
+@HOOKS.register_module()
+class OptimizerHook(NonFiniteLossGuard, GradientStep, Hook):
+    "zero_grad, backward, optional gradient clipping, step; a GradScaler when the runner's `amp` is 'fp16'."
+    def __init__(self, grad_clip=None, detect_anomalous_params=False, nonfinite='stop', loss_scale='dynamic'):
+        if nonfinite not in ('stop', 'skip', None):
+            raise SegnbError(f"optimizer_config.nonfinite must be 'stop', 'skip' or None, got {nonfinite!r}")
+        self.grad_clip, self.detect_anomalous_params, self.nonfinite = grad_clip, detect_anomalous_params, nonfinite
+        self.scaler_kwargs, self.static_scale = scaler_args(loss_scale)
+        self.scaler, self.skipped, self._scaler_state = None, 0, None
+        self._buffers = []
+
+    def before_run(self, runner):
+        dev = model_device(runner.model).type
+        self.scaler = torch.amp.GradScaler(dev, enabled=runner.amp == 'fp16', **self.scaler_kwargs)
+        if self._scaler_state: self.scaler.load_state_dict(self._scaler_state)
 
     def after_train_iter(self, runner, batch_idx=None, data_batch=None, outputs=None):
         outputs = runner.outputs if outputs is None else outputs    # called mmcv's way, hook(runner)
@@ -254,6 +261,7 @@ class Fp16OptimizerHook(OptimizerHook):
         runner.amp = runner.amp or 'fp16'
         super().before_run(runner)
 
+# %% ../../nbs/07_hooks.ipynb #e092bf0f
 @HOOKS.register_module()
 class GradientCumulativeOptimizerHook(OptimizerHook):
     "Accumulate gradients over `cumulative_iters` iterations, then step (mmcv's loss scaling of the remainder)."
@@ -297,8 +305,27 @@ def out_dir_for(out_dir, work_dir):
     if not out_dir or work_dir is None or osp.abspath(out_dir) == osp.abspath(work_dir): return out_dir or work_dir
     return osp.join(out_dir, osp.basename(work_dir.rstrip(osp.sep)))
 
+# %% ../../nbs/07_hooks.ipynb #9a2bf9e9
+class CheckpointPruning:
+    "`max_keep_ckpts`: delete old numbered checkpoints, once the new one is on disk, sparing the resumed and the best one."
+    def prune_if_due(self, runner):
+        if getattr(self, 'prune_due', False): self.prune(runner); self.prune_due = False
+    def before_train_iter(self, runner): self.prune_if_due(runner)
+    def after_run(self, runner): self.prune_if_due(runner)
+
+    def prune(self, runner):
+        "Delete all but the newest `max_keep_ckpts` numbered checkpoints, sparing the resumed and the best one."
+        numbered = sorted((n, f) for f in os.listdir(self.out_dir)
+                          if (n := checkpoint_number(f, self.filename_tmpl)) is not None)
+        spared = {osp.realpath(p) for p in (runner.resumed_from, runner.meta.get('hook_msgs', {}).get('best_ckpt'),
+                                            osp.join(self.out_dir, 'latest.pth')) if p}
+        for _, f in numbered[:-self.max_keep_ckpts]:
+            path = osp.join(self.out_dir, f)
+            if osp.realpath(path) not in spared: os.remove(path)
+
+# %% ../../nbs/07_hooks.ipynb #1a523d5b
 @HOOKS.register_module()
-class CheckpointHook(Hook):
+class CheckpointHook(CheckpointPruning, Hook):
     "Save a checkpoint every `interval` iterations (or epochs) and at the end; keep at most `max_keep_ckpts`."
     def __init__(self, interval=-1, by_epoch=True, save_optimizer=True, out_dir=None, max_keep_ckpts=-1,
                  save_last=True, sync_buffer=False, file_client_args=None, meta=None, create_symlink=True, **kwargs):
@@ -329,21 +356,6 @@ class CheckpointHook(Hook):
                                       save_optimizer=self.save_optimizer, create_symlink=self.create_symlink)
         runner.meta.setdefault('hook_msgs', {})['last_ckpt'] = path
         self.prune_due = self.max_keep_ckpts > 0 and runner.rank == 0
-
-    def prune_if_due(self, runner):
-        if getattr(self, 'prune_due', False): self.prune(runner); self.prune_due = False
-    def before_train_iter(self, runner): self.prune_if_due(runner)
-    def after_run(self, runner): self.prune_if_due(runner)
-
-    def prune(self, runner):
-        "Delete all but the newest `max_keep_ckpts` numbered checkpoints, sparing the resumed and the best one."
-        numbered = sorted((n, f) for f in os.listdir(self.out_dir)
-                          if (n := checkpoint_number(f, self.filename_tmpl)) is not None)
-        spared = {osp.realpath(p) for p in (runner.resumed_from, runner.meta.get('hook_msgs', {}).get('best_ckpt'),
-                                            osp.join(self.out_dir, 'latest.pth')) if p}
-        for _, f in numbered[:-self.max_keep_ckpts]:
-            path = osp.join(self.out_dir, f)
-            if osp.realpath(path) not in spared: os.remove(path)
 
 # %% ../../nbs/07_hooks.ipynb #038260e2
 @HOOKS.register_module()
@@ -399,9 +411,33 @@ class ProgressBarHook(Hook):
         if out is not self._shown and 'loss' in out: self.bar.set_postfix(loss=f'{out["loss"]:.4f}'); self._shown = out
     def after_run(self, runner): self.bar.close()
 
-# %% ../../nbs/07_hooks.ipynb #eaef4c61
+# %% ../../nbs/07_hooks.ipynb #b7c4e15f
+class EMAStateDictKeys:
+    "The averages in the model's state_dict under mmcv's buffer names `ema_<name>`, in and out."
+    def add_ema_keys(self, module, state_dict, prefix, local_metadata):
+        "The model's state_dict carries the averages under mmcv's buffer names, `ema_<name with _ for .>`."
+        for k, v in self.ema.items(): state_dict[prefix + k] = v
+
+    def take_ema_keys(self, module, state_dict, prefix, *args):
+        "Loading a state_dict into the model takes those keys back into the averages."
+        self.load_ema({k: state_dict.pop(prefix + k) for k in self.ema if prefix + k in state_dict})
+
+    def load_ema(self, ema):
+        for k, v in ema.items(): self.ema[k].copy_(v)
+
+# %% ../../nbs/07_hooks.ipynb #39a0177a
+class EMASwap:
+    "mmcv's swap: the averaged weights go into the model at the end of each epoch and come out at the next."
+    def _swap(self):
+        for p, e in zip(self.params, self.ema.values()):
+            tmp = p.data.clone(); p.data.copy_(e); e.copy_(tmp)
+
+    def after_train_epoch(self, runner): self._swap()
+    def before_train_epoch(self, runner): self._swap()
+
+# %% ../../nbs/07_hooks.ipynb #e8b3f900
 @HOOKS.register_module()
-class EMAHook(Hook):
+class EMAHook(EMAStateDictKeys, EMASwap, Hook):
     "mmcv's EMAHook: `ema = (1 - m) * ema + m * param` every `interval` iterations, warm-up on `m`."
     def __init__(self, momentum=0.0002, interval=1, warm_up=100, resume_from=None):
         if not 0 < momentum < 1: raise SegnbError(f'EMAHook momentum must be in (0, 1), got {momentum}')
@@ -422,17 +458,6 @@ class EMAHook(Hook):
         if self._pending: self.load_ema(self._pending)
         if self.resume_from is not None: runner.resume(self.resume_from)
 
-    def add_ema_keys(self, module, state_dict, prefix, local_metadata):
-        "The model's state_dict carries the averages under mmcv's buffer names, `ema_<name with _ for .>`."
-        for k, v in self.ema.items(): state_dict[prefix + k] = v
-
-    def take_ema_keys(self, module, state_dict, prefix, *args):
-        "Loading a state_dict into the model takes those keys back into the averages."
-        self.load_ema({k: state_dict.pop(prefix + k) for k in self.ema if prefix + k in state_dict})
-
-    def load_ema(self, ema):
-        for k, v in ema.items(): self.ema[k].copy_(v)
-
     def average(self, ema, param, num_averaged):
         "AveragedModel's `avg_fn`: one step of mmcv's rule with this iteration's momentum."
         return ema.mul(1 - self._m).add_(param, alpha=self._m)
@@ -441,13 +466,6 @@ class EMAHook(Hook):
         self._m = min(self.momentum, (1 + runner.iter) / (self.warm_up + runner.iter))
         if runner.iter % self.interval: return
         self.averaged.update_parameters(unwrap_model(runner.model))
-
-    def _swap(self):
-        for p, e in zip(self.params, self.ema.values()):
-            tmp = p.data.clone(); p.data.copy_(e); e.copy_(tmp)
-
-    def after_train_epoch(self, runner): self._swap()
-    def before_train_epoch(self, runner): self._swap()
 
     def state_dict(self): return {'ema': dict(self.ema)} if hasattr(self, 'ema') else {}
     def load_state_dict(self, state): self._pending = state.get('ema')
@@ -493,9 +511,30 @@ def trace_handler(on_trace_ready, runner):
     runner.logger.info(f'tracing files of ProfilerHook will be saved to {args["dir_name"]}')
     return torch.profiler.tensorboard_trace_handler(**args)
 
-# %% ../../nbs/07_hooks.ipynb #781718f7
+# %% ../../nbs/07_hooks.ipynb #20c29963
+class ProfilerSteps:
+    "Step the profiler each iteration and close it after `profile_iters` iterations (or epochs), or at the end of the run."
+    def stop(self, runner):
+        "Close the profiler and write the Chrome trace when asked."
+        runner.logger.info('profiler may take a few minutes...')
+        self.profiler.__exit__(None, None, None)
+        if self.json_trace_path is not None: self.profiler.export_chrome_trace(self.json_trace_path)
+        self.profiler = None
+
+    def after_train_iter(self, runner):
+        if self.profiler is None: return
+        self.profiler.step()
+        if not self.by_epoch and runner.iter == self.profile_iters - 1: self.stop(runner)
+
+    def after_train_epoch(self, runner):
+        if self.profiler is not None and self.by_epoch and runner.epoch == self.profile_iters - 1: self.stop(runner)
+
+    def after_run(self, runner):
+        if self.profiler is not None: self.stop(runner)
+
+# %% ../../nbs/07_hooks.ipynb #26a47380
 @HOOKS.register_module()
-class ProfilerHook(Hook):
+class ProfilerHook(ProfilerSteps, Hook):
     "mmcv's ProfilerHook: torch.profiler over the first `profile_iters` iterations (or epochs), on rank 0."
     def __init__(self, by_epoch=True, profile_iters=1, activities=['cpu', 'cuda'], schedule=None, on_trace_ready=None,
                  record_shapes=False, profile_memory=False, with_stack=False, with_flops=False, json_trace_path=None):
@@ -515,21 +554,3 @@ class ProfilerHook(Hook):
                                                on_trace_ready=trace_handler(self.on_trace_ready, runner), **self.options)
         self.profiler.__enter__()
         runner.logger.info('profiler is profiling...')
-
-    def stop(self, runner):
-        "Close the profiler and write the Chrome trace when asked."
-        runner.logger.info('profiler may take a few minutes...')
-        self.profiler.__exit__(None, None, None)
-        if self.json_trace_path is not None: self.profiler.export_chrome_trace(self.json_trace_path)
-        self.profiler = None
-
-    def after_train_iter(self, runner):
-        if self.profiler is None: return
-        self.profiler.step()
-        if not self.by_epoch and runner.iter == self.profile_iters - 1: self.stop(runner)
-
-    def after_train_epoch(self, runner):
-        if self.profiler is not None and self.by_epoch and runner.epoch == self.profile_iters - 1: self.stop(runner)
-
-    def after_run(self, runner):
-        if self.profiler is not None: self.stop(runner)
