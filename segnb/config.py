@@ -354,21 +354,9 @@ def render_config(cfg_dict, ext, where):
     except Exception as e: raise ConfigError(f'{where}: the config cannot be written as {ext}: {_one_line(e)}') from None
     raise ConfigFormatError(f"{where}: unknown config file extension '{ext}' (expected one of {', '.join(FORMATS)})")
 
-# %% ../nbs/02_config.ipynb #d8461e54
-class Config:
-    "A config: a `ConfigDict` plus the file it came from; `Config.fromfile` reads .py, .json and .yaml files."
-    def __init__(self, cfg_dict=None, cfg_text=None, filename=None):
-        if cfg_dict is None: cfg_dict = {}
-        elif not isinstance(cfg_dict, dict): raise ConfigTypeError(f'cfg_dict must be a dict, but got {type(cfg_dict).__name__}')
-        filename = os.fspath(filename) if isinstance(filename, os.PathLike) else filename
-        for key in cfg_dict:
-            if key in RESERVED_KEYS:
-                raise ConfigKeyError(f"{filename + ': ' if filename else ''}{key!r} is a reserved name and cannot be a config key")
-        text = cfg_text or (Path(filename).read_text(encoding='utf-8') if filename else '')
-        object.__setattr__(self, '_cfg_dict', ConfigDict(cfg_dict))
-        object.__setattr__(self, '_filename', filename)
-        object.__setattr__(self, '_text', text)
-
+# %% ../nbs/02_config.ipynb #477208d9
+class ConfigLoading:
+    "Making a `Config` from a file or a string (a mixin of `Config`)."
     @staticmethod
     def fromfile(filename, use_predefined_variables=True, import_custom_modules=True):
         "Load a config file and its `_base_` files (each parsed once per process); run its `custom_imports`."
@@ -386,6 +374,45 @@ class Config:
         cfg, text = build_config(parse_text(cfg_str, where, file_format, False), where, os.getcwd())
         if cfg.get('custom_imports'): run_custom_imports(cfg['custom_imports'], where)
         return Config(cfg, cfg_text=cfg_str)
+
+# %% ../nbs/02_config.ipynb #41522768
+class ConfigMapping:
+    "A `Config` read and written like its `ConfigDict`, and copied and pickled whole (a mixin of `Config`)."
+    def __len__(self): return len(self._cfg_dict)
+    def __iter__(self): return iter(self._cfg_dict)
+    def __contains__(self, key): return key in self._cfg_dict
+    def __getitem__(self, name): return self._cfg_dict[name]
+    def __setitem__(self, name, value): self._cfg_dict[name] = value
+    def __setattr__(self, name, value): self._cfg_dict[name] = value
+    def __getattr__(self, name):
+        try: cfg_dict = object.__getattribute__(self, '_cfg_dict')
+        except AttributeError: raise AttributeError(name) from None
+        return getattr(cfg_dict, name)
+    def __getstate__(self): return (self._cfg_dict, self._filename, self._text)
+    def __setstate__(self, state):
+        for name, value in zip(('_cfg_dict', '_filename', '_text'), state): object.__setattr__(self, name, value)
+    def __copy__(self): return Config._from_state(self.__getstate__())
+    def __deepcopy__(self, memo): return Config._from_state(copy.deepcopy(self.__getstate__(), memo))
+    @staticmethod
+    def _from_state(state):
+        new = Config.__new__(Config)
+        new.__setstate__(state)
+        return new
+
+# %% ../nbs/02_config.ipynb #d8461e54
+class Config(ConfigLoading, ConfigMapping):
+    "A config: a `ConfigDict` plus the file it came from; `Config.fromfile` reads .py, .json and .yaml files."
+    def __init__(self, cfg_dict=None, cfg_text=None, filename=None):
+        if cfg_dict is None: cfg_dict = {}
+        elif not isinstance(cfg_dict, dict): raise ConfigTypeError(f'cfg_dict must be a dict, but got {type(cfg_dict).__name__}')
+        filename = os.fspath(filename) if isinstance(filename, os.PathLike) else filename
+        for key in cfg_dict:
+            if key in RESERVED_KEYS:
+                raise ConfigKeyError(f"{filename + ': ' if filename else ''}{key!r} is a reserved name and cannot be a config key")
+        text = cfg_text or (Path(filename).read_text(encoding='utf-8') if filename else '')
+        object.__setattr__(self, '_cfg_dict', ConfigDict(cfg_dict))
+        object.__setattr__(self, '_filename', filename)
+        object.__setattr__(self, '_text', text)
 
     @property
     def filename(self): return self._filename
@@ -410,26 +437,6 @@ class Config:
         Path(target).write_text(text, encoding='utf-8')
 
     def __repr__(self): return f'Config (path: {self.filename}): {self._cfg_dict!r}'
-    def __len__(self): return len(self._cfg_dict)
-    def __iter__(self): return iter(self._cfg_dict)
-    def __contains__(self, key): return key in self._cfg_dict
-    def __getitem__(self, name): return self._cfg_dict[name]
-    def __setitem__(self, name, value): self._cfg_dict[name] = value
-    def __setattr__(self, name, value): self._cfg_dict[name] = value
-    def __getattr__(self, name):
-        try: cfg_dict = object.__getattribute__(self, '_cfg_dict')
-        except AttributeError: raise AttributeError(name) from None
-        return getattr(cfg_dict, name)
-    def __getstate__(self): return (self._cfg_dict, self._filename, self._text)
-    def __setstate__(self, state):
-        for name, value in zip(('_cfg_dict', '_filename', '_text'), state): object.__setattr__(self, name, value)
-    def __copy__(self): return Config._from_state(self.__getstate__())
-    def __deepcopy__(self, memo): return Config._from_state(copy.deepcopy(self.__getstate__(), memo))
-    @staticmethod
-    def _from_state(state):
-        new = Config.__new__(Config)
-        new.__setstate__(state)
-        return new
 
 # %% ../nbs/02_config.ipynb #dd515996
 def _pairs(v): return isinstance(v, (list, tuple)) and all(
@@ -507,6 +514,7 @@ def _overlay(a, b, sources, path, prefix=''):
         if isinstance(v, dict) and v: sources.update((kk, path) for kk, _ in flatten(v, key + '.'))
         else: sources[key] = path
 
+# %% ../nbs/02_config.ipynb #4fae4ba5
 def _file_sources(path, chain=()):
     "(merged dict, {flat key: file}) of config file `path`."
     parsed, base_cfg, sources = parse_file(path), {}, {}

@@ -94,37 +94,9 @@ def split_scope(key):
     scope, dot, name = key.partition('.')
     return (scope, name) if dot else (None, key)
 
-# %% ../nbs/01_registry.ipynb #433f8bbc
-def redefinition(old, new):
-    "True when `new` is the same-named class defined again interactively (in `__main__`): re-running a notebook cell."
-    same_name = getattr(old, '__qualname__', None) == getattr(new, '__qualname__', None)
-    return same_name and '__main__' in (getattr(old, '__module__', None), getattr(new, '__module__', None))
-
-# %% ../nbs/01_registry.ipynb #657e4e8f
-class Registry:
-    "A map from names to classes (or functions), filled by `register_module`, used by `build`."
-    def __init__(self, name, build_func=None, parent=None, scope=None):
-        self.name, self.parent = name, parent
-        self.scope = self.infer_scope() if scope is None else scope
-        self._module_dict, self.children = {}, {}
-        self.build_func = build_func or (parent.build_func if parent is not None else build_from_cfg)
-        if parent is not None:
-            assert self.scope not in parent.children, f'scope {self.scope} already has a child of {parent.name}'
-            parent.children[self.scope] = self
-
-    @staticmethod
-    def infer_scope():
-        "The top package of the module creating the registry (mmcv's rule); `'segnb'` in a notebook or a REPL."
-        module = inspect.currentframe().f_back.f_back.f_globals.get('__name__') or '__main__'
-        return 'segnb' if module == '__main__' else module.split('.')[0]
-
-    def __len__(self): return len(self._module_dict)
-    def __contains__(self, key): return self._lookup(key) is not None
-    def __repr__(self): return f'{type(self).__name__}(name={self.name}, items={self._module_dict})'
-
-    @property
-    def module_dict(self): return self._module_dict
-
+# %% ../nbs/01_registry.ipynb #01a7f708
+class RegistryLookup:
+    "Finding a name: here, up the parent chain, or in a named scope (a mixin of `Registry`)."
     @property
     def root(self):
         "The registry at the top of the parent chain."
@@ -164,10 +136,15 @@ class Registry:
         while reg is not None: names, reg = names + list(reg._module_dict), reg.parent
         return names
 
-    def build(self, cfg, *args, **kwargs):
-        "Build an object from a config dict with this registry's build function."
-        return self.build_func(cfg, *args, registry=self, **kwargs)
+# %% ../nbs/01_registry.ipynb #433f8bbc
+def redefinition(old, new):
+    "True when `new` is the same-named class defined again interactively (in `__main__`): re-running a notebook cell."
+    same_name = getattr(old, '__qualname__', None) == getattr(new, '__qualname__', None)
+    return same_name and '__main__' in (getattr(old, '__module__', None), getattr(new, '__module__', None))
 
+# %% ../nbs/01_registry.ipynb #342cb2c1
+class RegistryRegistration:
+    "Filling a registry: `register_module` and mmcv's older spellings (a mixin of `Registry`)."
     def _register(self, module, names, force):
         if not (inspect.isclass(module) or inspect.isfunction(module)):
             raise TypeError(f'module must be a class or a function, but got {type(module).__name__}')
@@ -199,6 +176,35 @@ class Registry:
             self._register(c, None, force)
             return c
         return _register if cls is None else _register(cls)
+
+# %% ../nbs/01_registry.ipynb #657e4e8f
+class Registry(RegistryLookup, RegistryRegistration):
+    "A map from names to classes (or functions), filled by `register_module`, used by `build`."
+    def __init__(self, name, build_func=None, parent=None, scope=None):
+        self.name, self.parent = name, parent
+        self.scope = self.infer_scope() if scope is None else scope
+        self._module_dict, self.children = {}, {}
+        self.build_func = build_func or (parent.build_func if parent is not None else build_from_cfg)
+        if parent is not None:
+            assert self.scope not in parent.children, f'scope {self.scope} already has a child of {parent.name}'
+            parent.children[self.scope] = self
+
+    @staticmethod
+    def infer_scope():
+        "The top package of the module creating the registry (mmcv's rule); `'segnb'` in a notebook or a REPL."
+        module = inspect.currentframe().f_back.f_back.f_globals.get('__name__') or '__main__'
+        return 'segnb' if module == '__main__' else module.split('.')[0]
+
+    def __len__(self): return len(self._module_dict)
+    def __contains__(self, key): return self._lookup(key) is not None
+    def __repr__(self): return f'{type(self).__name__}(name={self.name}, items={self._module_dict})'
+
+    @property
+    def module_dict(self): return self._module_dict
+
+    def build(self, cfg, *args, **kwargs):
+        "Build an object from a config dict with this registry's build function."
+        return self.build_func(cfg, *args, registry=self, **kwargs)
 
 # %% ../nbs/01_registry.ipynb #57c16af8
 MODELS = Registry('models')

@@ -67,29 +67,33 @@ def _metrics_lib():
     from segnb import metrics
     return metrics
 
-# %% ../../../nbs/03g_data_custom.ipynb #4d104cc6
-@DATASETS.register_module()
-class CustomDataset(Dataset):
-    "mmseg 0.x's dataset: `img_dir`/`ann_dir` (+ optional `split` file) under `data_root`, with `CLASSES` and `PALETTE`."
-    CLASSES = None
-    PALETTE = None
+# %% ../../../nbs/03g_data_custom.ipynb #485192eb
+class CustomDatasetClasses:
+    "Class names, palette and the label map of a `classes=` subset (a mixin of `CustomDataset`)."
+    def get_classes_and_palette(self, classes=None, palette=None):
+        "`CLASSES`, or a subset/renaming from `classes` (a list or a file with one name per line), and its palette."
+        self.custom_classes = classes is not None
+        if classes is None: return self.CLASSES, self.PALETTE
+        if isinstance(classes, str): class_names = _read_lines(classes, 'classes')
+        elif isinstance(classes, (tuple, list)): class_names = list(classes)
+        else: raise SegnbError(f'classes must be a list of names or a file name, not {type(classes).__name__}')
+        if self.CLASSES:
+            unknown = [c for c in class_names if c not in self.CLASSES]
+            if unknown: raise SegnbError(f'classes {unknown} are not in {type(self).__name__}.CLASSES')
+            self.label_map = {i: (class_names.index(c) if c in class_names else 255) for i, c in enumerate(self.CLASSES)}
+        return class_names, self.palette_for(class_names, palette)
 
-    def __init__(self, pipeline, img_dir, img_suffix='.jpg', ann_dir=None, seg_map_suffix='.png', split=None,
-                 data_root=None, test_mode=False, ignore_index=255, reduce_zero_label=False, classes=None,
-                 palette=None, gt_seg_map_loader_cfg=None, file_client_args=None):
-        self.pipeline = Compose(pipeline)
-        self.img_suffix, self.seg_map_suffix, self.data_root = img_suffix, seg_map_suffix, data_root
-        self.test_mode, self.ignore_index, self.reduce_zero_label = test_mode, ignore_index, reduce_zero_label
-        self.label_map = None
-        self.CLASSES, self.PALETTE = self.get_classes_and_palette(classes, palette)
-        self.gt_seg_map_loader = LoadAnnotations(**(gt_seg_map_loader_cfg or {}))
-        self.img_dir, self.ann_dir, self.split = (_join_root(data_root, p) for p in (img_dir, ann_dir, split))
-        for path, what in ((data_root, 'data_root'), (self.img_dir, 'img_dir'), (self.ann_dir, 'ann_dir')):
-            if path is not None: _check_folder(path, what)
-        self.img_infos = self.load_annotations(self.img_dir, self.img_suffix, self.ann_dir, self.seg_map_suffix, self.split)
+    def palette_for(self, class_names, palette=None):
+        "The palette for `class_names`: a subset of `PALETTE`, the given one, or random colours."
+        if self.label_map is not None:
+            return [self.PALETTE[old] for old, new in sorted(self.label_map.items(), key=lambda x: x[1]) if new != 255]
+        if palette is not None: return [list(p) for p in palette]
+        if self.PALETTE is not None: return self.PALETTE
+        return np.random.default_rng(len(class_names)).integers(0, 255, (len(class_names), 3)).tolist()
 
-    def __len__(self): return len(self.img_infos)
-
+# %% ../../../nbs/03g_data_custom.ipynb #d0ff9769
+class CustomDatasetFiles:
+    "Finding the images and labels of a dataset: `img_infos` (a mixin of `CustomDataset`)."
     def load_annotations(self, img_dir, img_suffix, ann_dir, seg_map_suffix, split):
         "List `dict(filename=..., ann=dict(seg_map=...))` for every image; checks that each has a label file."
         names = [n + img_suffix for n in _read_lines(split, 'split')] if split is not None else scan_files(img_dir, img_suffix)
@@ -119,6 +123,9 @@ class CustomDataset(Dataset):
         "The `ann` dict of image `idx`."
         return self.img_infos[idx]['ann']
 
+# %% ../../../nbs/03g_data_custom.ipynb #eeba6696
+class CustomDatasetPipeline:
+    "Running a sample through the train or test pipeline (a mixin of `CustomDataset`)."
     def pre_pipeline(self, results):
         "Add the prefixes, the class count and the label map the loaders need."
         results.update(seg_fields=[], img_prefix=self.img_dir, seg_prefix=self.ann_dir, ignore_index=self.ignore_index)
@@ -144,6 +151,9 @@ class CustomDataset(Dataset):
             with forked_rng(int(sample_seed)): return self[idx]
         return self.prepare_test_img(idx) if self.test_mode else self.prepare_train_img(idx)
 
+# %% ../../../nbs/03g_data_custom.ipynb #6de49223
+class CustomDatasetEval:
+    "Ground-truth maps, `pre_eval` areas and `evaluate` metrics (a mixin of `CustomDataset`)."
     def format_results(self, results, imgfile_prefix=None, **kwargs):
         "Nothing to format for a generic dataset (mmseg's placeholder)."
         return results
@@ -178,23 +188,25 @@ class CustomDataset(Dataset):
         (logger if isinstance(logger, logging.Logger) else globals()['logger']).info(lib.format_table(ret, self.CLASSES))
         return lib.summary_metrics(ret, self.CLASSES)
 
-    def get_classes_and_palette(self, classes=None, palette=None):
-        "`CLASSES`, or a subset/renaming from `classes` (a list or a file with one name per line), and its palette."
-        self.custom_classes = classes is not None
-        if classes is None: return self.CLASSES, self.PALETTE
-        if isinstance(classes, str): class_names = _read_lines(classes, 'classes')
-        elif isinstance(classes, (tuple, list)): class_names = list(classes)
-        else: raise SegnbError(f'classes must be a list of names or a file name, not {type(classes).__name__}')
-        if self.CLASSES:
-            unknown = [c for c in class_names if c not in self.CLASSES]
-            if unknown: raise SegnbError(f'classes {unknown} are not in {type(self).__name__}.CLASSES')
-            self.label_map = {i: (class_names.index(c) if c in class_names else 255) for i, c in enumerate(self.CLASSES)}
-        return class_names, self.palette_for(class_names, palette)
+# %% ../../../nbs/03g_data_custom.ipynb #155adf5d
+@DATASETS.register_module()
+class CustomDataset(CustomDatasetClasses, CustomDatasetFiles, CustomDatasetPipeline, CustomDatasetEval, Dataset):
+    "mmseg 0.x's dataset: `img_dir`/`ann_dir` (+ optional `split` file) under `data_root`, with `CLASSES` and `PALETTE`."
+    CLASSES = None
+    PALETTE = None
 
-    def palette_for(self, class_names, palette=None):
-        "The palette for `class_names`: a subset of `PALETTE`, the given one, or random colours."
-        if self.label_map is not None:
-            return [self.PALETTE[old] for old, new in sorted(self.label_map.items(), key=lambda x: x[1]) if new != 255]
-        if palette is not None: return [list(p) for p in palette]
-        if self.PALETTE is not None: return self.PALETTE
-        return np.random.default_rng(len(class_names)).integers(0, 255, (len(class_names), 3)).tolist()
+    def __init__(self, pipeline, img_dir, img_suffix='.jpg', ann_dir=None, seg_map_suffix='.png', split=None,
+                 data_root=None, test_mode=False, ignore_index=255, reduce_zero_label=False, classes=None,
+                 palette=None, gt_seg_map_loader_cfg=None, file_client_args=None):
+        self.pipeline = Compose(pipeline)
+        self.img_suffix, self.seg_map_suffix, self.data_root = img_suffix, seg_map_suffix, data_root
+        self.test_mode, self.ignore_index, self.reduce_zero_label = test_mode, ignore_index, reduce_zero_label
+        self.label_map = None
+        self.CLASSES, self.PALETTE = self.get_classes_and_palette(classes, palette)
+        self.gt_seg_map_loader = LoadAnnotations(**(gt_seg_map_loader_cfg or {}))
+        self.img_dir, self.ann_dir, self.split = (_join_root(data_root, p) for p in (img_dir, ann_dir, split))
+        for path, what in ((data_root, 'data_root'), (self.img_dir, 'img_dir'), (self.ann_dir, 'ann_dir')):
+            if path is not None: _check_folder(path, what)
+        self.img_infos = self.load_annotations(self.img_dir, self.img_suffix, self.ann_dir, self.seg_map_suffix, self.split)
+
+    def __len__(self): return len(self.img_infos)

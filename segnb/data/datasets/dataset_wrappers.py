@@ -11,6 +11,7 @@ import numpy as np
 from torch.utils.data import Dataset
 from ...registry import DATASETS
 
+# %% ../../../nbs/03l_data_wrappers.ipynb #d15f47c5
 def _split_index(idx):
     "`(index, sample_seed)` from an int or a pair."
     return idx if isinstance(idx, (tuple, list)) else (idx, None)
@@ -19,6 +20,7 @@ def _with_seed(idx, seed):
     "An index to pass on: a pair when there is a seed."
     return idx if seed is None else (idx, seed)
 
+# %% ../../../nbs/03l_data_wrappers.ipynb #ba3547e1
 @DATASETS.register_module()
 class ConcatDataset(Dataset):
     "Several datasets one after the other; `CLASSES`/`PALETTE` from the first."
@@ -58,6 +60,7 @@ class ConcatDataset(Dataset):
         "Evaluate all results together with the first dataset's settings."
         return self.datasets[0].evaluate(results, logger=logger, **kwargs)
 
+# %% ../../../nbs/03l_data_wrappers.ipynb #41b83980
 @DATASETS.register_module()
 class RepeatDataset(Dataset):
     "`dataset` repeated `times` times."

@@ -49,6 +49,7 @@ def _shape_mask(rng, kind, h, w):
     else: draw.polygon(_shape_polygon(rng, kind, cx, cy, r), fill=1)
     return np.asarray(canvas, dtype=bool)
 
+# %% ../../../nbs/03h_data_shapes.ipynb #79039268
 _HUES = dict(circle=0.0, square=1 / 3, triangle=2 / 3)  # each class its own band of hues, +-1/8 of the circle
 
 def _shape_colour(rng, kind):

@@ -161,6 +161,7 @@ def adjust_saturation_hsv(img, alpha):
     factor = (v / (v - m).clamp(min=1e-6)).clamp(max=alpha)  # S * alpha is clipped to 1: the min channel stops at 0
     return x.sub_(v).mul_(factor).add_(v).clamp_(0, 255).to(torch.uint8)  # v - factor * (v - x), in place
 
+# %% ../../../nbs/03b_data_transforms.ipynb #268e88c1
 @PIPELINES.register_module()
 class PhotoMetricDistortion:
     "Random brightness, contrast, saturation and hue, each with probability 1/2, in mmseg's order."
