@@ -11,7 +11,7 @@ __all__ = ['logger', 'BASE_KEY', 'DELETE_KEY', 'DEPRECATION_KEY', 'RESERVED_KEYS
            'plot_config_tree', 'time_fromfile', 'ConfigError']
 
 # %% ../nbs/02_config.ipynb #e7bcc6e2
-import copy, importlib, json, keyword, logging, math, os, re, time, types, uuid, warnings
+import copy, importlib, json, keyword, logging, math, os, re, time, types, unicodedata, uuid, warnings
 from pathlib import Path
 from typing import NamedTuple
 import yaml
@@ -298,7 +298,9 @@ def run_custom_imports(custom_imports, where=None):
             logger.warning(f'{name} failed to import and is ignored.')
 
 # %% ../nbs/02_config.ipynb #2c0bf57c
-def _is_name(k): return isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k)
+def _is_name(k):
+    "A key that can be written `k=...`: an identifier that Python reads back as itself (it NFKC-normalises names: º is o)."
+    return isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k) and unicodedata.normalize('NFKC', k) == k
 
 def _flat(v):
     "`v` as Python source on one line."
