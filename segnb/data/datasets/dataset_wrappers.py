@@ -57,8 +57,17 @@ class ConcatDataset(Dataset):
         return [r for p, idx in zip(preds, indices) for r in self.datasets[self.locate(idx)[0]].pre_eval(p, self.locate(idx)[1])]
 
     def evaluate(self, results, logger=None, **kwargs):
-        "Evaluate all results together with the first dataset's settings."
-        return self.datasets[0].evaluate(results, logger=logger, **kwargs)
+        "mmseg's rule: `separate_eval` scores each dataset on its share (`0_mIoU`, `1_mIoU`, ...), else all together."
+        if len(results) != len(self):
+            raise SegnbError(f'ConcatDataset.evaluate: {len(results)} results for {len(self)} samples')
+        if not self.separate_eval:
+            if len({type(d) for d in self.datasets}) != 1:
+                raise SegnbError('ConcatDataset: separate_eval=False needs datasets of one type')
+            return self.datasets[0].evaluate(results, logger=logger, gt_seg_maps=self.get_gt_seg_maps(), **kwargs)
+        out = {}
+        for i, (d, start, end) in enumerate(zip(self.datasets, [0] + self.cumulative_sizes[:-1], self.cumulative_sizes)):
+            out.update({f'{i}_{k}': v for k, v in d.evaluate(results[start:end], logger=logger, **kwargs).items()})
+        return out
 
 # %% ../../../nbs/03l_data_wrappers.ipynb #41b83980
 @DATASETS.register_module()
