@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SegnbError', 'ConfigError', 'ConfigKeyError', 'ConfigTypeError', 'ConfigValueError', 'ConfigAttributeError',
            'ConfigSyntaxError', 'ConfigFileNotFoundError', 'ConfigFormatError', 'RegistryError', 'BuildError',
-           'BuildTypeError', 'error_like', 'doing', 'os_error_line', 'error_line']
+           'BuildTypeError', 'error_like', 'doing', 'os_error_line', 'error_line', 'check_file_client_args']
 
 # %% ../nbs/00a_errors.ipynb #a9c964d2
 import contextlib, errno, functools, os
@@ -71,3 +71,9 @@ def os_error_line(e):
 def error_line(e):
     "The one-line report of a user error: a `SegnbError`'s message, or an `OSError` described by `os_error_line`."
     return str(e) if isinstance(e, SegnbError) or not isinstance(e, OSError) else os_error_line(e)
+
+# %% ../nbs/00a_errors.ipynb #96460d18
+def check_file_client_args(file_client_args, key):
+    "Only the local disk: `None` or `dict(backend='disk')`; one line naming `key` otherwise."
+    if file_client_args not in (None, {}, {'backend': 'disk'}):
+        raise SegnbError(f"{key}.file_client_args={file_client_args!r}: only the local disk (backend='disk') is supported")

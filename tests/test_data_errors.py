@@ -144,3 +144,17 @@ def test_cli_one_line(case, cli_runs):
     lines = [l for l in err.splitlines() if 'error:' in l]
     assert len(lines) == 1 and lines[0].startswith('segnb: error: ') and path in lines[0], err[-4000:]
     assert EXPECT[CLI[case][1]] in lines[0], lines[0]
+
+
+def test_file_client_args_other_than_disk_are_refused(tmp_path):
+    "segnb reads the local disk only: another FileClient backend is one line naming the key, not a silent disk read."
+    from segnb.data.datasets.custom import CustomDataset
+    from segnb.data.pipelines.loading import LoadAnnotations, LoadImageFromFile
+    Image.new('RGB', (4, 4)).save(tmp_path / 'a.jpg')
+    test_len = len(CustomDataset([], img_dir=str(tmp_path), file_client_args=dict(backend='disk')))
+    assert test_len == 1
+    with pytest.raises(SegnbError, match=r"CustomDataset.file_client_args=\{'backend': 'petrel'\}: only the local disk"):
+        CustomDataset([], img_dir=str(tmp_path), file_client_args=dict(backend='petrel'))
+    for cls in (LoadImageFromFile, LoadAnnotations):
+        with pytest.raises(SegnbError, match=f'{cls.__name__}.file_client_args'):
+            cls(file_client_args=dict(backend='http'))

@@ -15,7 +15,8 @@ from ..registry import HOOKS
 from ..dist import get_dist_info, unwrap_model, broadcast_object
 from ..checkpoint import rng_preserved
 from ..engine import single_gpu_test, multi_gpu_test
-from .hook import Hook, check_file_client_args, out_dir_for
+from ..errors import check_file_client_args
+from .hook import Hook, out_dir_for
 
 GREATER_KEYS = ['acc', 'top', 'AR@', 'auc', 'precision', 'mAP', 'mDice', 'mIoU', 'mAcc', 'aAcc', 'mFscore']
 LESS_KEYS = ['loss']

@@ -6,10 +6,10 @@
 __all__ = ['STAGES', 'Priority', 'get_priority', 'Hook', 'stage_parameters', 'call_stage', 'build_hook', 'LogBuffer',
            'NonFiniteLossError', 'nonfinite_message', 'anomalous_parameters', 'scaler_args', 'NonFiniteLossGuard',
            'GradientStep', 'OptimizerHook', 'Fp16OptimizerHook', 'GradientCumulativeOptimizerHook',
-           'GradientCumulativeFp16OptimizerHook', 'check_file_client_args', 'out_dir_for', 'CheckpointPruning',
-           'CheckpointHook', 'IterTimerHook', 'data_sampler', 'DistSamplerSeedHook', 'EmptyCacheHook',
-           'ProgressBarHook', 'EMAStateDictKeys', 'EMASwap', 'EMAHook', 'sync_buffers', 'SyncBuffersHook',
-           'profiler_activities', 'trace_handler', 'ProfilerSteps', 'ProfilerHook']
+           'GradientCumulativeFp16OptimizerHook', 'out_dir_for', 'CheckpointPruning', 'CheckpointHook', 'IterTimerHook',
+           'data_sampler', 'DistSamplerSeedHook', 'EmptyCacheHook', 'ProgressBarHook', 'EMAStateDictKeys', 'EMASwap',
+           'EMAHook', 'sync_buffers', 'SyncBuffersHook', 'profiler_activities', 'trace_handler', 'ProfilerSteps',
+           'ProfilerHook']
 
 # %% ../../nbs/07_hooks.ipynb #205b0dd0
 import enum, functools, inspect, math, os, os.path as osp, time
@@ -17,7 +17,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 import torch.distributed as dist
 from collections import OrderedDict
-from ..errors import SegnbError
+from ..errors import SegnbError, check_file_client_args
 from ..registry import HOOKS, build_from_cfg
 from ..dist import get_dist_info, all_reduce_sum, comm_device, any_across_ranks, unwrap_model, show_progress
 from ..engine import model_device
@@ -295,11 +295,6 @@ class GradientCumulativeFp16OptimizerHook(GradientCumulativeOptimizerHook, Fp16O
     "mmcv's fp16 gradient accumulation: the accumulation of the first parent with the fp16 switch of the second."
 
 # %% ../../nbs/07_hooks.ipynb #f2e79d84
-def check_file_client_args(file_client_args, key):
-    "Only the local disk: `None` or `dict(backend='disk')`; one line naming `key` otherwise."
-    if file_client_args not in (None, {}, {'backend': 'disk'}):
-        raise SegnbError(f"{key}.file_client_args={file_client_args!r}: only the local disk (backend='disk') is supported")
-
 def out_dir_for(out_dir, work_dir):
     "mmcv's rule: the work_dir by default; another `out_dir` gets the work_dir's last folder name appended."
     if not out_dir or work_dir is None or osp.abspath(out_dir) == osp.abspath(work_dir): return out_dir or work_dir

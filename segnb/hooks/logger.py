@@ -10,7 +10,8 @@ __all__ = ['WANDB_SUMMARIES', 'first_momentum', 'LogRecordFields', 'LoggerHook',
 # %% ../../nbs/07b_logger_hooks.ipynb #b76b9ac0
 import datetime, json, os, os.path as osp, shutil, inspect
 import torch
-from .hook import Hook, check_file_client_args, out_dir_for
+from ..errors import check_file_client_args
+from .hook import Hook, out_dir_for
 from collections import OrderedDict
 from ..registry import HOOKS
 from ..engine import model_device

@@ -9,7 +9,7 @@ __all__ = ['logger', 'scan_files', 'CustomDataset']
 import logging, os, os.path as osp
 import numpy as np
 from torch.utils.data import Dataset
-from ...errors import SegnbError
+from ...errors import SegnbError, check_file_client_args
 from ...registry import DATASETS
 from ..pipelines.compose import Compose
 from ..pipelines.loading import LoadAnnotations, load_image, _error_reason
@@ -198,6 +198,7 @@ class CustomDataset(CustomDatasetClasses, CustomDatasetFiles, CustomDatasetPipel
     def __init__(self, pipeline, img_dir, img_suffix='.jpg', ann_dir=None, seg_map_suffix='.png', split=None,
                  data_root=None, test_mode=False, ignore_index=255, reduce_zero_label=False, classes=None,
                  palette=None, gt_seg_map_loader_cfg=None, file_client_args=None):
+        check_file_client_args(file_client_args, type(self).__name__)
         self.pipeline = Compose(pipeline)
         self.img_suffix, self.seg_map_suffix, self.data_root = img_suffix, seg_map_suffix, data_root
         self.test_mode, self.ignore_index, self.reduce_zero_label = test_mode, ignore_index, reduce_zero_label

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.io import decode_image, read_file, ImageReadMode
-from ...errors import SegnbError
+from ...errors import SegnbError, check_file_client_args
 from ...registry import PIPELINES
 
 # %% ../../../nbs/03a_data_loading.ipynb #9042325a
@@ -49,6 +49,7 @@ class LoadImageFromFile:
     "Load `img_prefix/img_info.filename`; set `filename`, `ori_filename`, `img`, shapes and a neutral `img_norm_cfg`."
     def __init__(self, to_float32=False, color_type='color', file_client_args=None, imdecode_backend=None):
         if color_type not in _READ_MODES: raise SegnbError(f'LoadImageFromFile: color_type must be one of {list(_READ_MODES)}, not {color_type!r}')
+        check_file_client_args(file_client_args, 'LoadImageFromFile')
         self.to_float32, self.color_type = to_float32, color_type
 
     def __call__(self, results):
@@ -79,6 +80,7 @@ def _check_label(label, results, path):
 class LoadAnnotations:
     "Load `seg_prefix/ann_info.seg_map` into `gt_semantic_seg` (uint8 `(H,W)`), applying `label_map` and `reduce_zero_label`."
     def __init__(self, reduce_zero_label=False, file_client_args=None, imdecode_backend=None):
+        check_file_client_args(file_client_args, 'LoadAnnotations')
         self.reduce_zero_label = reduce_zero_label
 
     def __call__(self, results):
