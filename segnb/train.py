@@ -216,7 +216,7 @@ def main(argv=None):
 def _train(args, cfg, config_path, distributed):
     "The part of `main` that runs once the process group (if any) is up."
     rank, world_size = get_dist_info()
-    device = select_device(args.device)
+    device = select_device(args.device, None if distributed else cfg.gpu_ids[0])    # mmseg: model.cuda(cfg.gpu_ids[0])
     if rank == 0: dump_config(cfg, config_path)
     timestamp, logger = start_log(cfg, rank)
     env_info = log_environment(logger, cfg, distributed)
@@ -229,10 +229,14 @@ def _train(args, cfg, config_path, distributed):
                            timestamp=timestamp, meta=meta, device=device)
 
 # %% ../nbs/10_train.ipynb #d82b3a58
-def select_device(requested='auto'):
-    "The `torch.device` to train on for a `--device` value: this process's GPU when CUDA is used, else the CPU."
-    kind = resolve_device(requested)
-    return torch.device('cuda', torch.cuda.current_device()) if kind == 'cuda' else torch.device('cpu')
+def select_device(requested='auto', gpu_id=None):
+    "The `torch.device` for a `--device` value: GPU `gpu_id` (one process) or this process's GPU on CUDA, else the CPU."
+    if resolve_device(requested) != 'cuda': return torch.device('cpu')
+    if gpu_id is None: return torch.device('cuda', torch.cuda.current_device())
+    if not 0 <= gpu_id < torch.cuda.device_count():
+        raise SegnbError(f'--gpu-id {gpu_id}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0')
+    torch.cuda.set_device(gpu_id)                      # so that everything else that asks for "the" GPU gets it too
+    return torch.device('cuda', gpu_id)
 
 # %% ../nbs/10_train.ipynb #b8f4e45f
 def cpu_threads(workers, environ=None, cores=None):
