@@ -91,7 +91,7 @@ def revise_state_dict(sd, revise_keys=((r'^module\.', ''),)):
     for pattern, repl in revise_keys: sd = OrderedDict((re.sub(pattern, repl, k), v) for k, v in sd.items())
     return sd
 
-# %% ../nbs/04q_checkpoint.ipynb #d4a9e467
+# %% ../nbs/04q_checkpoint.ipynb #d1fa41d4
 def _some(keys, n=4):
     "The first `n` keys, and how many more: a key list short enough for a one-line message."
     keys = list(keys)
@@ -113,6 +113,7 @@ def load_state_dict(module, state_dict, strict=False, logger=None, filename='che
     if msgs or extra: (logger or logging.getLogger('segnb')).warning(f'{filename}: ' + '; '.join(extra + msgs))
     return missing + wrong, list(unexpected)
 
+# %% ../nbs/04q_checkpoint.ipynb #52571023
 def load_checkpoint(model, filename, map_location='cpu', strict=False, logger=None, revise_keys=[(r'^module\.', '')],
                     unexpected_ok=False):
     "mmcv's load_checkpoint: read `filename` (a path or a model-zoo name), load its state_dict into the model."

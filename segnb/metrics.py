@@ -101,7 +101,7 @@ def check_metrics(metrics):
         if m not in ALLOWED_METRICS: raise MetricError(f'metric {m!r} is not supported; use one of {", ".join(ALLOWED_METRICS)}')
     return metrics
 
-# %% ../nbs/05_metrics.ipynb #86955ebc
+# %% ../nbs/05_metrics.ipynb #5c335740
 def total_area_to_metrics(total_area_intersect, total_area_union, total_area_pred_label, total_area_label,
                           metrics=['mIoU'], nan_to_num=None, beta=1):
     "mmseg's metrics (an OrderedDict of numpy arrays) from the four summed area vectors."
@@ -119,7 +119,7 @@ def total_area_to_metrics(total_area_intersect, total_area_union, total_area_pre
     if nan_to_num is not None: ret = OrderedDict((k, np.nan_to_num(v, nan=nan_to_num)) for k, v in ret.items())
     return ret
 
-# %% ../nbs/05_metrics.ipynb #b00ec60b
+# %% ../nbs/05_metrics.ipynb #80acf1b1
 def eval_metrics(results, gt_seg_maps, num_classes, ignore_index, metrics=['mIoU'], nan_to_num=None,
                  label_map=dict(), reduce_zero_label=False, beta=1):
     "mmseg 0.30's `eval_metrics`: per-class metrics of `results` against `gt_seg_maps`, plus `aAcc`."
