@@ -2389,6 +2389,7 @@ d = { 'settings': { 'branch': 'main',
                              'segnb.train.set_cudnn_benchmark': ('train.html#set_cudnn_benchmark', 'segnb/train.py'),
                              'segnb.train.set_random_seed': ('train.html#set_random_seed', 'segnb/train.py'),
                              'segnb.train.set_speed_switches': ('train.html#set_speed_switches', 'segnb/train.py'),
+                             'segnb.train.setup_multi_processes': ('train.html#setup_multi_processes', 'segnb/train.py'),
                              'segnb.train.start_log': ('train.html#start_log', 'segnb/train.py'),
                              'segnb.train.train_loader_cfg': ('train.html#train_loader_cfg', 'segnb/train.py'),
                              'segnb.train.train_segmentor': ('train.html#train_segmentor', 'segnb/train.py')}}}
