@@ -3,6 +3,7 @@ import os, signal, socket, subprocess, sys
 from pathlib import Path
 import pytest
 from segnb.data import make_shapes
+from segnb.train import DEFAULT_CONFIG
 
 ROOT = Path(__file__).parent.parent
 DIST_TRAIN = ROOT / 'tools' / 'dist_train.sh'
@@ -36,10 +37,11 @@ def cfg_options(data_root):
 
 @pytest.mark.skipif(sys.platform == 'win32', reason='a bash script')
 def test_two_nodes_on_localhost(tmp_path):
+    assert os.access(DIST_TRAIN, os.X_OK), 'tools/dist_train.sh is not executable'
     make_shapes(str(tmp_path / 'shapes'), num_train=NUM_TRAIN, num_val=NUM_VAL, progress=False)
     port, procs = free_port(), []
-    for node in (0, 1):   # the default config (no CONFIG argument), GPUS=1: one process per node
-        cmd = ['bash', str(DIST_TRAIN), '', '1', '--work-dir', str(tmp_path / f'node{node}'), '--seed', '0',
+    for node in (0, 1):   # the default config, GPUS=1: one process per node
+        cmd = [str(DIST_TRAIN), DEFAULT_CONFIG, '1', '--work-dir', str(tmp_path / f'node{node}'), '--seed', '0',
                *cfg_options(tmp_path / 'shapes')]
         procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=node_env(node, port), stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, start_new_session=True))
