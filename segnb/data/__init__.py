@@ -7,17 +7,21 @@ __all__ = ['logger', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'DEFAULT_META_KEYS', 'V
            'save_label_png', 'make_shapes', 'Compose', 'load_image', 'load_label', 'LoadImageFromFile',
            'LoadAnnotations', 'rescale_size', 'resize_img', 'resize_seg', 'Resize', 'RandomCrop', 'RandomFlip',
            'pad_br', 'Pad', 'adjust_saturation_hsv', 'PhotoMetricDistortion', 'Normalize', 'DefaultFormatBundle',
-           'ImageToTensor', 'Collect', 'MultiScaleFlipAug', 'forked_rng', 'scan_files', 'CustomDataset',
-           'ShapesDataset', 'PascalVOCDataset', 'CityscapesDataset', 'ADE20KDataset', 'ConcatDataset', 'RepeatDataset',
-           'build_dataset', 'sample_seed', 'SeededSampler', 'collate', 'worker_init_fn', 'build_dataloader',
-           'SegnbDataLoader', 'worker_error_message', 'colorize', 'overlay', 'save_image', 'show_samples',
-           'train_pipeline_cfg', 'pipeline_throughput', 'benchmark_indexing']
+           'ImageToTensor', 'Collect', 'MultiScaleFlipAug', 'ResizeToMultiple', 'SegRescale', 'Rerange', 'clahe_luts',
+           'clahe_channel', 'CLAHE', 'RGB2Gray', 'AdjustGamma', 'rotation_matrix', 'warp_affine', 'imrotate',
+           'RandomRotate', 'RandomCutOut', 'mosaic_boxes', 'RandomMosaic', 'MultiImageMixDataset', 'to_tensor',
+           'ToTensor', 'Transpose', 'ToDataContainer', 'forked_rng', 'scan_files', 'CustomDataset', 'ShapesDataset',
+           'PascalVOCDataset', 'CityscapesDataset', 'ADE20KDataset', 'ConcatDataset', 'RepeatDataset', 'build_dataset',
+           'sample_seed', 'SeededSampler', 'collate', 'worker_init_fn', 'build_dataloader', 'SegnbDataLoader',
+           'worker_error_message', 'colorize', 'overlay', 'save_image', 'show_samples', 'train_pipeline_cfg',
+           'pipeline_throughput', 'benchmark_indexing']
 
 # %% ../../nbs/03r_data_package.ipynb #504da24a
 from ..errors import SegnbError
 from ..registry import DATASETS, PIPELINES, build_from_cfg
 from ..dist import get_dist_info, show_progress
 from .pipelines import *
+from .pipelines.transforms_more import *
 from .rng import forked_rng
 from .datasets import *
 from .datasets.custom import logger
@@ -28,8 +32,11 @@ from .bench import *
 _all_ = ['logger', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'DEFAULT_META_KEYS', 'VOC_PALETTE', 'make_shapes_sample',
          'save_label_png', 'make_shapes', 'Compose', 'load_image', 'load_label', 'LoadImageFromFile', 'LoadAnnotations',
          'rescale_size', 'resize_img', 'resize_seg', 'Resize', 'RandomCrop', 'RandomFlip', 'pad_br', 'Pad',
-         'adjust_saturation_hsv', 'PhotoMetricDistortion', 'Normalize', 'DefaultFormatBundle', 'ImageToTensor', 'Collect',
-         'MultiScaleFlipAug', 'forked_rng', 'scan_files', 'CustomDataset', 'ShapesDataset', 'PascalVOCDataset',
+         'adjust_saturation_hsv', 'PhotoMetricDistortion', 'Normalize', 'DefaultFormatBundle', 'ImageToTensor',
+         'Collect', 'MultiScaleFlipAug', 'ResizeToMultiple', 'SegRescale', 'Rerange', 'clahe_luts', 'clahe_channel',
+         'CLAHE', 'RGB2Gray', 'AdjustGamma', 'rotation_matrix', 'warp_affine', 'imrotate', 'RandomRotate',
+         'RandomCutOut', 'mosaic_boxes', 'RandomMosaic', 'MultiImageMixDataset', 'to_tensor', 'ToTensor', 'Transpose',
+         'ToDataContainer', 'forked_rng', 'scan_files', 'CustomDataset', 'ShapesDataset', 'PascalVOCDataset',
          'CityscapesDataset', 'ADE20KDataset', 'ConcatDataset', 'RepeatDataset', 'build_dataset', 'sample_seed',
          'SeededSampler', 'collate', 'worker_init_fn', 'build_dataloader', 'SegnbDataLoader', 'worker_error_message',
          'colorize', 'overlay', 'save_image', 'show_samples', 'train_pipeline_cfg', 'pipeline_throughput',
