@@ -7,7 +7,7 @@ __all__ = ['EXPORT_EXTRA', 'TOLERANCE', 'require', 'load_segmentor', 'pipeline_s
            'SegmentorOutputs', 'dynamic_axes', 'pytorch2onnx', 'verify_inputs', 'logits_difference', 'report',
            'check_difference', 'verify_onnx', 'export_parser', 'finish_export_args', 'parse_args', 'main']
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #dd758995
+# %% ../../nbs/15e_pytorch2onnx.ipynb #29afa5ad
 import importlib, warnings
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -18,7 +18,7 @@ from ..registry import build_key
 from ..models import build_segmentor
 from ..checkpoint import load_checkpoint
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #3080c902
+# %% ../../nbs/15e_pytorch2onnx.ipynb #f326d79c
 EXPORT_EXTRA = 'pip install "segnb[export]"'
 
 def require(module):
@@ -26,7 +26,7 @@ def require(module):
     try: return importlib.import_module(module)
     except ImportError: raise SegnbError(f'{module} is not installed: {EXPORT_EXTRA} installs it') from None
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #0207ff79
+# %% ../../nbs/15e_pytorch2onnx.ipynb #a939b0ed
 def load_segmentor(config, checkpoint=None, cfg_options=None):
     "The config's segmentor on the CPU in eval mode, with the checkpoint's weights (strict) when one is given; and the config."
     cfg = Config.fromfile(config)
@@ -57,7 +57,7 @@ def demo_input(shape, seed=0):
     "A random image batch of `shape`, the same for the same seed."
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #eb0c2da1
+# %% ../../nbs/15e_pytorch2onnx.ipynb #5a41cc37
 def is_slide(model):
     "True when the segmentor predicts with sliding windows (`test_cfg.mode='slide'`)."
     return (model.test_cfg or {}).get('mode', 'whole') == 'slide'
@@ -79,7 +79,7 @@ def dynamic_axes(slide=False):
     hw = {} if slide else {2: 'height', 3: 'width'}
     return {'input': {0: 'batch', **hw}, 'output': {1: 'batch', **hw}, 'logits': {0: 'batch', **hw}}
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #dd9c9c13
+# %% ../../nbs/15e_pytorch2onnx.ipynb #078e6e91
 def pytorch2onnx(model, shape, output_file='tmp.onnx', opset_version=11, dynamic_export=False, show=False):
     "Export `model` (an EncoderDecoder) to ONNX, recorded on a random batch of `shape`; returns `output_file`."
     require('onnx')
@@ -97,7 +97,7 @@ def pytorch2onnx(model, shape, output_file='tmp.onnx', opset_version=11, dynamic
             raise SegnbError(f'--opset-version {opset_version}: {str(e).splitlines()[0]}') from None
     return output_file
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #31d10337
+# %% ../../nbs/15e_pytorch2onnx.ipynb #e3b83f2f
 TOLERANCE = 1e-4
 
 def verify_inputs(shape, dynamic=False, slide=False):
@@ -122,7 +122,7 @@ def check_difference(kind, output_file, x, rel, tolerance):
     if rel > tolerance:
         raise SegnbError(f'{output_file}: {kind} logits differ from PyTorch by {rel:.3g} (relative) at input {tuple(x.shape)}, over {tolerance:g}')
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #c1e5cc66
+# %% ../../nbs/15e_pytorch2onnx.ipynb #2083398e
 def verify_onnx(model, output_file, inputs, tolerance=TOLERANCE):
     "Check the file, run it in ONNX Runtime on each input, compare with PyTorch; returns the worst relative difference."
     onnx, ort = require('onnx'), require('onnxruntime')
@@ -138,7 +138,7 @@ def verify_onnx(model, output_file, inputs, tolerance=TOLERANCE):
         worst = max(worst, rel)
     return worst
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #507c3153
+# %% ../../nbs/15e_pytorch2onnx.ipynb #2033d34b
 def export_parser(prog, description, output_file, shape_default=None):
     "The flags both export tools share: config, checkpoint, --checkpoint, --show, --verify, --output-file, --shape."
     p = ArgumentParser(prog=prog, description=description)
@@ -157,7 +157,7 @@ def finish_export_args(parser, args):
     args.checkpoint = args.checkpoint or args.checkpoint_flag
     return args
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #c49271a2
+# %% ../../nbs/15e_pytorch2onnx.ipynb #54371979
 def parse_args(argv=None):
     "The command line of `python -m segnb.tools.pytorch2onnx` (mmseg 0.30's tools/pytorch2onnx.py flags)."
     p = export_parser('python -m segnb.tools.pytorch2onnx', 'Convert a segmentor to ONNX', 'tmp.onnx')
@@ -179,6 +179,6 @@ def main(argv=None):
     if args.verify: verify_onnx(model, args.output_file, verify_inputs(shape, args.dynamic_export, is_slide(model)))
     return args.output_file
 
-# %% ../../nbs/15e_pytorch2onnx.ipynb #d214dad6
+# %% ../../nbs/15e_pytorch2onnx.ipynb #b7568c29
 if __name__ == '__main__' and 'get_ipython' not in globals():
     main()
