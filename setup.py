@@ -11,6 +11,7 @@ cfg = cfg['DEFAULT']
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
 loggers_requirements = cfg.get('loggers_requirements', '').split()   # WandbLoggerHook, MlflowLoggerHook
+export_requirements = cfg.get('export_requirements', '').split()     # segnb.tools.pytorch2onnx
 console_scripts = cfg.get('console_scripts', '').split()
 
 setuptools.setup(
@@ -29,7 +30,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={'segnb': ['configs/**/*.py', 'configs/*.py', 'model_zoo/*.json']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'loggers': loggers_requirements},
+    extras_require={'dev': dev_requirements, 'loggers': loggers_requirements, 'export': export_requirements},
     entry_points={
         'console_scripts': console_scripts,
         'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
