@@ -1,0 +1,1 @@
+"""segnb's command-line tools, under mmseg's tools/ names."""
