@@ -71,6 +71,7 @@ def plot_confusion_matrix(confusion_matrix, labels, save_dir=None, show=True, ti
     plt.close(fig)
     return fig
 
+# %% ../../nbs/15h_confusion_matrix.ipynb #ff15fc78
 def format_confusion_matrix(confusion_matrix, labels):
     "The counts and the row percentages as text tables, one row per ground-truth class."
     m, w = normalize_rows(confusion_matrix), max(12, *(len(l) + 2 for l in labels))
