@@ -37,10 +37,13 @@ __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM
            'InvertedResidualV3', 'MobileNetV3Training', 'MobileNetV3', 'LRASPPHead', 'point_sample',
            'calculate_uncertainty', 'sample_train_points', 'most_uncertain_points', 'PointSelection', 'PointRendering',
            'PointHead', 'sigmoid_focal_loss', 'FocalLoss', 'lovasz_grad', 'lovasz_hinge_flat', 'lovasz_softmax_flat',
-           'lovasz_hinge', 'lovasz_softmax', 'LovaszLoss', 'tversky_loss', 'TverskyLoss', 'keys_not_everywhere',
-           'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
-           'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder',
-           'CascadeEncoderDecoder']
+           'lovasz_hinge', 'lovasz_softmax', 'LovaszLoss', 'tversky_loss', 'TverskyLoss', 'nlc_to_nchw', 'nchw_to_nlc',
+           'to_2tuple', 'AdaptivePadding', 'PatchEmbed', 'drop_path', 'DropPath', 'Dropout', 'build_dropout',
+           'MultiheadAttention', 'FFN', 'TransformerEncoderLayer', 'resize_pos_embed', 'VisionTransformerWeights',
+           'VisionTransformerTokens', 'VisionTransformer', 'MultiLevelNeck', 'MLAModule', 'MLANeck', 'SETRUPHead',
+           'SETRMLAHead', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits',
+           'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference',
+           'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
 
 # %% ../../nbs/04p_models_package.ipynb #45c6eea8
 from .utils.bricks import *
@@ -82,6 +85,10 @@ from .decode_heads.point_head import *
 from .losses.focal_loss import *
 from .losses.lovasz_loss import *
 from .losses.tversky_loss import *
+from .utils.transformer import *
+from .backbones.vit import *
+from .necks.vit_necks import *
+from .decode_heads.setr_heads import *
 from .segmentors.base import *
 from .segmentors.encoder_decoder import *
 from .segmentors.cascade_encoder_decoder import *
@@ -120,7 +127,10 @@ _all_ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_T
          'InvertedResidualV3', 'MobileNetV3Training', 'MobileNetV3', 'LRASPPHead', 'point_sample',
          'calculate_uncertainty', 'sample_train_points', 'most_uncertain_points', 'PointSelection', 'PointRendering',
          'PointHead', 'sigmoid_focal_loss', 'FocalLoss', 'lovasz_grad', 'lovasz_hinge_flat', 'lovasz_softmax_flat',
-         'lovasz_hinge', 'lovasz_softmax', 'LovaszLoss', 'tversky_loss', 'TverskyLoss', 'keys_not_everywhere',
-         'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
-         'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder',
-         'CascadeEncoderDecoder']
+         'lovasz_hinge', 'lovasz_softmax', 'LovaszLoss', 'tversky_loss', 'TverskyLoss', 'nlc_to_nchw', 'nchw_to_nlc',
+         'to_2tuple', 'AdaptivePadding', 'PatchEmbed', 'drop_path', 'DropPath', 'Dropout', 'build_dropout',
+         'MultiheadAttention', 'FFN', 'TransformerEncoderLayer', 'resize_pos_embed', 'VisionTransformerWeights',
+         'VisionTransformerTokens', 'VisionTransformer', 'MultiLevelNeck', 'MLAModule', 'MLANeck', 'SETRUPHead',
+         'SETRMLAHead', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits',
+         'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference',
+         'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
