@@ -1,6 +1,6 @@
 """`python -m segnb.tools.{print_config,get_flops,benchmark,publish_model}` as commands, each in a process of its own
 (the four run at the same time), on the default config and a checkpoint of an untrained model; user errors are one line."""
-import contextlib, hashlib, io, json, os, sys
+import contextlib, hashlib, io, json, os, re, sys
 from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
@@ -51,7 +51,8 @@ def one_line_error(main, argv):
     "(exit status, the one line on stderr) of an entry point that must fail."
     err = io.StringIO()
     with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e: main(list(map(str, argv)))
-    lines = err.getvalue().strip().splitlines()
+    log_line = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - segnb - ')        # INFO lines before the error
+    lines = [l for l in err.getvalue().strip().splitlines() if not log_line.match(l)]
     assert len(lines) == 1, lines
     return e.value.code, lines[0]
 
