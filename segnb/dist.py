@@ -235,9 +235,12 @@ def init_dist(launcher, backend=None, timeout=None, port=None, **kwargs):
     return env
 
 # %% ../nbs/09_dist.ipynb #8e046c3f
-def destroy_dist():
-    "Leave the process group (at the end of training), so that the process exits cleanly; nothing to do when not in one."
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+def destroy_dist(sync=None):
+    "Leave the process group so that the process exits cleanly; on a clean end (`sync` None: no exception on its way out) after a barrier."
+    if not (dist.is_available() and dist.is_initialized()): return
+    if sync is None: sync = sys.exc_info()[0] is None
+    if sync: dist.barrier()
+    dist.destroy_process_group()
 
 # %% ../nbs/09_dist.ipynb #fefca85a
 def comm_device():
