@@ -27,6 +27,7 @@ def _check_file(path, what):
     if not osp.isfile(path): raise SegnbError(f'{what} file not found: {path}')
     if osp.getsize(path) == 0: raise SegnbError(f'{what} file is empty (0 bytes): {path}')
 
+# %% ../../../nbs/03a_data_loading.ipynb #f16c2ef2
 _PIL_MODES = dict(color='RGB', grayscale='L', unchanged=None)
 
 def check_imdecode_backend(backend, where):

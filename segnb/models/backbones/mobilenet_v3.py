@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MOBILENET_V3_ARCHS', 'HSigmoid', 'Conv2dAdaptivePadding', 'SELayer', 'InvertedResidualV3', 'MobileNetV3Training',
-           'MobileNetV3']
+           'MobileNetV3Layers', 'MobileNetV3']
 
 # %% ../../../nbs/04zl_mobilenet_v3.ipynb #54dabbc5
 import math
@@ -131,26 +131,9 @@ MOBILENET_V3_ARCHS = {
               [3, 184, 80, False, 'HSwish', 1], [3, 480, 112, True, 'HSwish', 1], [3, 672, 112, True, 'HSwish', 1],
               [5, 672, 160, True, 'HSwish', 2], [5, 960, 160, True, 'HSwish', 1], [5, 960, 160, True, 'HSwish', 1]]}
 
-# %% ../../../nbs/04zl_mobilenet_v3.ipynb #a57a1a06
-@BACKBONES.register_module()
-class MobileNetV3(MobileNetV3Training, nn.Module):
-    "MobileNetV3 `small` or `large`: stem, one `InvertedResidualV3` per `arch_settings` row, a 1x1 conv; output stride 8."
-    arch_settings = MOBILENET_V3_ARCHS
-    last_channels, reduced_from = {'small': 576, 'large': 960}, {'small': 8, 'large': 12}
-
-    def __init__(self, arch='small', conv_cfg=None, norm_cfg=dict(type='BN'), out_indices=(0, 1, 12), frozen_stages=-1,
-                 reduction_factor=1, norm_eval=False, with_cp=False, pretrained=None, init_cfg=None):
-        super().__init__()
-        self.pretrained = pretrained
-        self.checkpoint, self.checkpoint_prefix = pretrained_path(pretrained, init_cfg, 'MobileNetV3')
-        _check_arch(arch, self.arch_settings, out_indices, frozen_stages, reduction_factor)
-        self.arch, self.conv_cfg, self.norm_cfg, self.out_indices = arch, conv_cfg, norm_cfg, out_indices
-        self.frozen_stages, self.reduction_factor, self.norm_eval, self.with_cp = (frozen_stages, reduction_factor,
-                                                                                  norm_eval, with_cp)
-        self.layers = self._make_layers()
-        self._dilate()
-        self._freeze_stages()
-
+# %% ../../../nbs/04zl_mobilenet_v3.ipynb #921e4222
+class MobileNetV3Layers:
+    "The layers of `MobileNetV3` from its arch table, and the dilation that gives output stride 8 (a mixin)."
     def _make_layers(self):
         "`layer0`, one block per row, the last 1x1 conv; returns their names."
         self.layer0 = ConvModule(3, 16, 3, stride=2, padding=1, conv_cfg=dict(type='Conv2dAdaptivePadding'),
@@ -179,7 +162,28 @@ class MobileNetV3(MobileNetV3Training, nn.Module):
             if i in (first, second): conv.stride = (1, 1)
             if not isinstance(conv, Conv2dAdaptivePadding): conv.padding = (d * ((conv.kernel_size[0] - 1) // 2),) * 2
 
+# %% ../../../nbs/04zl_mobilenet_v3.ipynb #a57a1a06
+@BACKBONES.register_module()
+class MobileNetV3(MobileNetV3Layers, MobileNetV3Training, nn.Module):
+    "MobileNetV3 `small` or `large`: stem, one `InvertedResidualV3` per `arch_settings` row, a 1x1 conv; output stride 8."
+    arch_settings = MOBILENET_V3_ARCHS
+    last_channels, reduced_from = {'small': 576, 'large': 960}, {'small': 8, 'large': 12}
+
+    def __init__(self, arch='small', conv_cfg=None, norm_cfg=dict(type='BN'), out_indices=(0, 1, 12), frozen_stages=-1,
+                 reduction_factor=1, norm_eval=False, with_cp=False, pretrained=None, init_cfg=None):
+        super().__init__()
+        self.pretrained = pretrained
+        self.checkpoint, self.checkpoint_prefix = pretrained_path(pretrained, init_cfg, 'MobileNetV3')
+        _check_arch(arch, self.arch_settings, out_indices, frozen_stages, reduction_factor)
+        self.arch, self.conv_cfg, self.norm_cfg, self.out_indices = arch, conv_cfg, norm_cfg, out_indices
+        self.frozen_stages, self.reduction_factor, self.norm_eval, self.with_cp = (frozen_stages, reduction_factor,
+                                                                                  norm_eval, with_cp)
+        self.layers = self._make_layers()
+        self._dilate()
+        self._freeze_stages()
+
     def forward(self, x):
+        "The outputs of the `out_indices` layers, as a list (even for one index)."
         outs = []
         for i, name in enumerate(self.layers):
             x = getattr(self, name)(x)

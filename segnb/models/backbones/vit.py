@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TransformerEncoderLayer', 'resize_pos_embed', 'VisionTransformerWeights', 'VisionTransformerTokens',
-           'VisionTransformer']
+           'VisionTransformerForward', 'VisionTransformer']
 
 # %% ../../../nbs/04zs_vit.ipynb #d5982b34
 import math
@@ -116,9 +116,37 @@ class VisionTransformerTokens:
             pos_embed = resize_pos_embed(pos_embed, hw_shape, (pos_h, pos_w), self.interpolate_mode)
         return self.drop_after_pos(patched_img + pos_embed)
 
+# %% ../../../nbs/04zs_vit.ipynb #3b6b5be8
+class VisionTransformerForward:
+    "The tokens through the layers to maps, and `norm_eval` (a mixin of `VisionTransformer`)."
+    def forward(self, inputs):
+        "The maps (N, C, H/p, W/p) of the layers in `out_indices` (each `[map, class token]` with `output_cls_token`)."
+        B = inputs.shape[0]
+        x, hw_shape = self.patch_embed(inputs)
+        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
+        x = self._pos_embeding(x, hw_shape, self.pos_embed)
+        if not self.with_cls_token: x = x[:, 1:]
+        outs = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i == len(self.layers) - 1 and self.final_norm: x = self.norm1(x)
+            if i in self.out_indices:
+                out = x[:, 1:] if self.with_cls_token else x
+                out = out.reshape(B, hw_shape[0], hw_shape[1], out.shape[-1]).permute(0, 3, 1, 2).contiguous()
+                outs.append([out, x[:, 0]] if self.output_cls_token else out)
+        return tuple(outs)
+
+    def train(self, mode=True):
+        "Train mode; with `norm_eval`, the LayerNorms stay in eval mode."
+        super().train(mode)
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, nn.LayerNorm): m.eval()
+        return self
+
 # %% ../../../nbs/04zs_vit.ipynb #4ad99bd7
 @BACKBONES.register_module()
-class VisionTransformer(VisionTransformerWeights, VisionTransformerTokens, nn.Module):
+class VisionTransformer(VisionTransformerWeights, VisionTransformerTokens, VisionTransformerForward, nn.Module):
     "ViT: patch tokens + class token + positional embedding, `num_layers` encoder layers; maps out of `out_indices`."
     def __init__(self, img_size=224, patch_size=16, in_channels=3, embed_dims=768, num_layers=12, num_heads=12, mlp_ratio=4,
                  out_indices=-1, qkv_bias=True, drop_rate=0., attn_drop_rate=0., drop_path_rate=0., with_cls_token=True,
@@ -153,27 +181,3 @@ class VisionTransformer(VisionTransformerWeights, VisionTransformerTokens, nn.Mo
 
     @property
     def norm1(self): return getattr(self, self.norm1_name)
-
-    def forward(self, inputs):
-        B = inputs.shape[0]
-        x, hw_shape = self.patch_embed(inputs)
-        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
-        x = self._pos_embeding(x, hw_shape, self.pos_embed)
-        if not self.with_cls_token: x = x[:, 1:]
-        outs = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i == len(self.layers) - 1 and self.final_norm: x = self.norm1(x)
-            if i in self.out_indices:
-                out = x[:, 1:] if self.with_cls_token else x
-                out = out.reshape(B, hw_shape[0], hw_shape[1], out.shape[-1]).permute(0, 3, 1, 2).contiguous()
-                outs.append([out, x[:, 0]] if self.output_cls_token else out)
-        return tuple(outs)
-
-    def train(self, mode=True):
-        "Train mode; with `norm_eval`, the LayerNorms stay in eval mode."
-        super().train(mode)
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, nn.LayerNorm): m.eval()
-        return self
