@@ -42,9 +42,12 @@ __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM
            'Dropout', 'build_dropout', 'MultiheadAttention', 'FFN', 'TransformerEncoderLayer', 'resize_pos_embed',
            'VisionTransformerWeights', 'VisionTransformerTokens', 'VisionTransformerForward', 'VisionTransformer',
            'MultiLevelNeck', 'MLAModule', 'MLANeck', 'SETRUPHead', 'SETRMLAHead', 'MixFFN',
-           'EfficientMultiheadAttention', 'mit_init', 'MixVisionTransformer', 'SegformerHead', 'keys_not_everywhere',
-           'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
-           'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder',
+           'EfficientMultiheadAttention', 'mit_init', 'MixVisionTransformer', 'SegformerHead',
+           'GlobalSubsampledAttention', 'TwinsEncoderLayer', 'GSAEncoderLayer', 'pad_to_windows', 'to_windows',
+           'from_windows', 'window_attention_mask', 'LocallyGroupedSelfAttention', 'LSAEncoderLayer',
+           'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'keys_not_everywhere', 'check_loss_keys',
+           'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix',
+           'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder',
            'CascadeEncoderDecoder']
 
 # %% ../../nbs/04p_models_package.ipynb #45c6eea8
@@ -94,6 +97,7 @@ from .decode_heads.setr_heads import *
 # MiT has its own TransformerEncoderLayer (mmseg's name, a different layer from ViT's): it stays in its module
 from .backbones.mit import MixFFN, EfficientMultiheadAttention, mit_init, MixVisionTransformer
 from .decode_heads.segformer_head import *
+from .backbones.twins import *
 from .segmentors.base import *
 from .segmentors.encoder_decoder import *
 from .segmentors.cascade_encoder_decoder import *
@@ -138,7 +142,10 @@ _all_ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_T
          'Dropout', 'build_dropout', 'MultiheadAttention', 'FFN', 'TransformerEncoderLayer', 'resize_pos_embed',
          'VisionTransformerWeights', 'VisionTransformerTokens', 'VisionTransformerForward', 'VisionTransformer',
          'MultiLevelNeck', 'MLAModule', 'MLANeck', 'SETRUPHead', 'SETRMLAHead', 'MixFFN',
-         'EfficientMultiheadAttention', 'mit_init', 'MixVisionTransformer', 'SegformerHead', 'keys_not_everywhere',
-         'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
-         'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting',
-         'EncoderDecoder', 'CascadeEncoderDecoder']
+         'EfficientMultiheadAttention', 'mit_init', 'MixVisionTransformer', 'SegformerHead',
+         'GlobalSubsampledAttention', 'TwinsEncoderLayer', 'GSAEncoderLayer', 'pad_to_windows', 'to_windows',
+         'from_windows', 'window_attention_mask', 'LocallyGroupedSelfAttention', 'LSAEncoderLayer',
+         'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'keys_not_everywhere', 'check_loss_keys',
+         'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix',
+         'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder',
+         'CascadeEncoderDecoder']
