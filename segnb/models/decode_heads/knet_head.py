@@ -6,18 +6,18 @@
 __all__ = ['KernelUpdatorGates', 'KernelUpdator', 'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features',
            'IterativeDecodeHeadForward', 'IterativeDecodeHead']
 
-# %% ../../../nbs/04zzb_knet_head.ipynb #b671e5f6
+# %% ../../../nbs/04zzb_knet_head.ipynb #8d7aae25
 import copy
 import torch, torch.nn as nn, torch.nn.functional as F
 from ...errors import SegnbError
 from ...registry import HEADS, MODELS
 from ..utils.bricks import ConvModule, build_activation_layer, build_norm_layer, unsupported
 from ..utils.transformer import FFN, MultiheadAttention
-from ..builder import build_head
+from ..builder import build_checked, build_head
 from .psp_head import PSPHead
 from .aspp_head import ASPPHead
 
-# %% ../../../nbs/04zzb_knet_head.ipynb #e4cbab4c
+# %% ../../../nbs/04zzb_knet_head.ipynb #dbd29f9f
 class KernelUpdatorGates:
     "KernelUpdator's forward pass: Eq. 4 (the gates) and Eq. 5 (the gated sum) of the K-Net paper."
     def gates(self, gate_feats):
@@ -39,7 +39,7 @@ class KernelUpdatorGates:
         features = update_gate * param_out.unsqueeze(-2) + input_gate * input_out
         return self.activation(self.fc_norm(self.fc_layer(features)))
 
-# %% ../../../nbs/04zzb_knet_head.ipynb #04204598
+# %% ../../../nbs/04zzb_knet_head.ipynb #9f38ff47
 @MODELS.register_module()
 class KernelUpdator(KernelUpdatorGates, nn.Module):
     "K-Net's adaptive kernel update: gates, computed from kernel and group feature, mix the two into a new kernel."
@@ -61,7 +61,7 @@ class KernelUpdator(KernelUpdatorGates, nn.Module):
         self.fc_layer = nn.Linear(feat_channels, self.out_channels)
         self.fc_norm = norm(self.out_channels)
 
-# %% ../../../nbs/04zzb_knet_head.ipynb #4ac7769e
+# %% ../../../nbs/04zzb_knet_head.ipynb #58f1d6bb
 class KernelUpdateSteps:
     "KernelUpdateHead's three steps: group features, kernel update and interaction, masks."
     def group_features(self, x, mask_preds):
@@ -93,7 +93,7 @@ class KernelUpdateSteps:
             masks = F.interpolate(masks, scale_factor=2, mode='bilinear', align_corners=False)
         return masks
 
-# %% ../../../nbs/04zzb_knet_head.ipynb #918bdfd2
+# %% ../../../nbs/04zzb_knet_head.ipynb #15b09def
 @HEADS.register_module()
 class KernelUpdateHead(KernelUpdateSteps, nn.Module):
     "One K-Net stage: assemble a feature per kernel, update the kernels, let them attend to each other, predict masks."
@@ -110,7 +110,7 @@ class KernelUpdateHead(KernelUpdateSteps, nn.Module):
         kernel_dims = in_channels * conv_kernel_size ** 2
         self.attention = MultiheadAttention(kernel_dims, num_heads, dropout)
         self.attention_norm = build_norm_layer(dict(type='LN'), kernel_dims)[1]
-        self.kernel_update_conv = MODELS.build(kernel_updator_cfg)
+        self.kernel_update_conv = build_checked(MODELS, kernel_updator_cfg)
         self.feat_transform = None
         if feat_transform_cfg is not None:
             cfg = copy.deepcopy(dict(feat_transform_cfg))
@@ -139,16 +139,16 @@ class KernelUpdateHead(KernelUpdateSteps, nn.Module):
         new_kernels = obj_feat.permute(0, 1, 3, 2).reshape(b, n, self.in_channels, self.conv_kernel_size, self.conv_kernel_size)
         return self.predict_masks(x, obj_feat), new_kernels
 
-# %% ../../../nbs/04zzb_knet_head.ipynb #4494fbb0
+# %% ../../../nbs/04zzb_knet_head.ipynb #a25aa6d7
 def kernel_features(head, inputs):
     "A decode head's map before dropout and `conv_seg` (mmseg's `_forward_feature`), for the heads K-Net starts from."
     if hasattr(head, '_forward_feature'): return head._forward_feature(inputs)
     x = head._transform_inputs(inputs)
-    if isinstance(head, ASPPHead): return head._aspp(x)
-    if isinstance(head, PSPHead): return head.bottleneck(torch.cat([x, *head.psp_modules(x)], dim=1))
+    if type(head) is ASPPHead: return head._aspp(x)          # exactly these: a subclass may add to the forward pass
+    if type(head) is PSPHead: return head.bottleneck(torch.cat([x, *head.psp_modules(x)], dim=1))
     raise SegnbError(f'IterativeDecodeHead: kernel_generate_head {type(head).__name__} has no _forward_feature')
 
-# %% ../../../nbs/04zzb_knet_head.ipynb #1f08a585
+# %% ../../../nbs/04zzb_knet_head.ipynb #ab6726f0
 class IterativeDecodeHeadForward:
     "IterativeDecodeHead's passes: every stage's logits, the losses of all, the last for testing."
     def stage_logits(self, inputs):
@@ -181,7 +181,7 @@ class IterativeDecodeHeadForward:
         return {f'{k}.s{i}': v for i, logit in enumerate(seg_logits)
                 for k, v in self.kernel_generate_head.losses(logit, seg_label).items()}
 
-# %% ../../../nbs/04zzb_knet_head.ipynb #432c5c13
+# %% ../../../nbs/04zzb_knet_head.ipynb #c12daeaa
 @HEADS.register_module()
 class IterativeDecodeHead(IterativeDecodeHeadForward, nn.Module):
     "K-Net: a decode head whose classifier gives the first kernels, refined by `num_stages` `KernelUpdateHead`s."
