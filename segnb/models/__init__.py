@@ -45,10 +45,11 @@ __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM
            'EfficientMultiheadAttention', 'mit_init', 'MixVisionTransformer', 'SegformerHead',
            'GlobalSubsampledAttention', 'TwinsEncoderLayer', 'GSAEncoderLayer', 'pad_to_windows', 'to_windows',
            'from_windows', 'window_attention_mask', 'LocallyGroupedSelfAttention', 'LSAEncoderLayer',
-           'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'keys_not_everywhere', 'check_loss_keys',
-           'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix',
-           'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder',
-           'CascadeEncoderDecoder']
+           'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'KernelUpdatorGates', 'KernelUpdator',
+           'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features', 'IterativeDecodeHeadForward',
+           'IterativeDecodeHead', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor',
+           'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining',
+           'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
 
 # %% ../../nbs/04p_models_package.ipynb #45c6eea8
 from .utils.bricks import *
@@ -98,6 +99,7 @@ from .decode_heads.setr_heads import *
 from .backbones.mit import MixFFN, EfficientMultiheadAttention, mit_init, MixVisionTransformer
 from .decode_heads.segformer_head import *
 from .backbones.twins import *
+from .decode_heads.knet_head import *
 from .segmentors.base import *
 from .segmentors.encoder_decoder import *
 from .segmentors.cascade_encoder_decoder import *
@@ -145,7 +147,8 @@ _all_ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_T
          'EfficientMultiheadAttention', 'mit_init', 'MixVisionTransformer', 'SegformerHead',
          'GlobalSubsampledAttention', 'TwinsEncoderLayer', 'GSAEncoderLayer', 'pad_to_windows', 'to_windows',
          'from_windows', 'window_attention_mask', 'LocallyGroupedSelfAttention', 'LSAEncoderLayer',
-         'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'keys_not_everywhere', 'check_loss_keys',
-         'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix',
-         'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder',
-         'CascadeEncoderDecoder']
+         'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'KernelUpdatorGates', 'KernelUpdator',
+         'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features', 'IterativeDecodeHeadForward',
+         'IterativeDecodeHead', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor',
+         'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining',
+         'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
