@@ -47,9 +47,11 @@ __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM
            'from_windows', 'window_attention_mask', 'LocallyGroupedSelfAttention', 'LSAEncoderLayer',
            'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'KernelUpdatorGates', 'KernelUpdator',
            'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features', 'IterativeDecodeHeadForward',
-           'IterativeDecodeHead', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor',
-           'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining',
-           'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
+           'IterativeDecodeHead', 'MMCLS_BACKBONES', 'register_mmcls', 'mmcls_out_indices', 'MMClsWeights',
+           'LayerNorm2d', 'ConvNeXtBlock', 'ConvNeXt', 'PoolFormerPatchEmbed', 'Pooling', 'Mlp', 'PoolFormerBlock',
+           'PoolFormer', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits',
+           'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference',
+           'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
 
 # %% ../../nbs/04p_models_package.ipynb #45c6eea8
 from .utils.bricks import *
@@ -100,6 +102,8 @@ from .backbones.mit import MixFFN, EfficientMultiheadAttention, mit_init, MixVis
 from .decode_heads.segformer_head import *
 from .backbones.twins import *
 from .decode_heads.knet_head import *
+from .backbones.convnext import *
+from .backbones.poolformer import *
 from .segmentors.base import *
 from .segmentors.encoder_decoder import *
 from .segmentors.cascade_encoder_decoder import *
@@ -149,6 +153,8 @@ _all_ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_T
          'from_windows', 'window_attention_mask', 'LocallyGroupedSelfAttention', 'LSAEncoderLayer',
          'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'KernelUpdatorGates', 'KernelUpdator',
          'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features', 'IterativeDecodeHeadForward',
-         'IterativeDecodeHead', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor',
-         'slide_logits', 'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining',
-         'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
+         'IterativeDecodeHead', 'MMCLS_BACKBONES', 'register_mmcls', 'mmcls_out_indices', 'MMClsWeights',
+         'LayerNorm2d', 'ConvNeXtBlock', 'ConvNeXt', 'PoolFormerPatchEmbed', 'Pooling', 'Mlp', 'PoolFormerBlock',
+         'PoolFormer', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits',
+         'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference',
+         'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
