@@ -7,7 +7,7 @@ __all__ = ['calculate_confusion_matrix', 'normalize_rows', 'check_color_theme', 
            'format_confusion_matrix', 'load_results', 'confusion_matrix_parser', 'main']
 
 # %% ../../nbs/15h_confusion_matrix.ipynb #5e58987d
-import os, os.path as osp
+import os, os.path as osp, pickle
 import numpy as np
 import torch
 from ..errors import SegnbError
@@ -81,11 +81,25 @@ def format_confusion_matrix(confusion_matrix, labels):
     return '\n'.join(['pixel counts', head, *counts, '', 'percent of each ground-truth class', head, *pct])
 
 # %% ../../nbs/15h_confusion_matrix.ipynb #61205348
+class _ArraysUnpickler(pickle.Unpickler):
+    "A pickle reader that builds numpy arrays and nothing else (what mmseg's `mmcv.dump` of label maps holds)."
+    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy._core.multiarray', '_reconstruct'),
+               ('numpy.core.multiarray', '_reconstruct'), ('_codecs', 'encode')}
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED: raise pickle.UnpicklingError(f'{module}.{name} is not a numpy array part')
+        return super().find_class(module, name)
+
+def _read_predictions(path):
+    "segnb's `torch.save`d list of tensors, or mmseg 0.30's pickled list of numpy arrays (`tools/test.py --out`)."
+    with open(path, 'rb') as f: zipped = f.read(4) == b'PK\x03\x04'
+    if zipped: return torch.load(path, map_location='cpu')
+    with open(path, 'rb') as f: return _ArraysUnpickler(f).load()
+
 def load_results(path):
-    "The list of `(H,W)` label maps that `python -m segnb.test --out` wrote to `path`."
+    "The list of `(H,W)` label maps that `python -m segnb.test --out` (or mmseg's tools/test.py --out) wrote to `path`."
     if not osp.isfile(path): raise SegnbError(f'prediction file not found: {path}')
     expected = 'expected the list of label maps that python -m segnb.test CONFIG CHECKPOINT --out FILE.pkl writes'
-    try: results = torch.load(path, map_location='cpu')
+    try: results = _read_predictions(path)
     except Exception as e: raise SegnbError(f'cannot read predictions from {path} ({type(e).__name__}): {expected}') from None
     if not isinstance(results, (list, tuple)) or not results or not all(np.asarray(r).ndim == 2 for r in results):
         raise SegnbError(f'{path} does not hold label maps: {expected}')
