@@ -112,11 +112,22 @@ class EncoderDecoderTesting:
         "Predicted label maps: a list (one per image) of int64 numpy arrays."
         return self.predict_labels(self.inference(img, img_meta, rescale))
 
+    def mean_probs(self, imgs, img_metas, rescale=True):
+        "Probabilities averaged over the augmented copies (scales, flips), each brought back to `ori_shape`."
+        if not rescale: raise ValueError('aug_test needs rescale=True (augmentations differ in size)')
+        return sum(self.inference(img, meta, rescale) for img, meta in zip(imgs, img_metas)) / len(imgs)
+
     def aug_test(self, imgs, img_metas, rescale=True):
         "Label maps from probabilities averaged over augmentations (scales, flips)."
-        if not rescale: raise ValueError('aug_test needs rescale=True (augmentations differ in size)')
-        probs = sum(self.inference(img, meta, rescale) for img, meta in zip(imgs, img_metas)) / len(imgs)
-        return self.predict_labels(probs)
+        return self.predict_labels(self.mean_probs(imgs, img_metas, rescale))
+
+    def simple_test_logits(self, img, img_metas, rescale=True):
+        "mmseg's name for the probabilities (numpy N x C x H x W) of one copy; `img`, `img_metas` are lists over copies."
+        return self.inference(img[0], img_metas[0], rescale).cpu().numpy()
+
+    def aug_test_logits(self, img, img_metas, rescale=True):
+        "mmseg's name for the probabilities (numpy) averaged over the augmented copies: what model ensembles add up."
+        return self.mean_probs(img, img_metas, rescale).cpu().numpy()
 
 # %% ../../../nbs/04o_encoder_decoder.ipynb #dd6693d4
 @SEGMENTORS.register_module()
