@@ -207,7 +207,7 @@ OLD_NAMES = ['logger', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'DEFAULT_META_KEYS', 
 def test_package_keeps_every_name_of_the_old_module():
     import importlib, segnb.data.datasets as DS, segnb.data.pipelines as P
     assert set(OLD_NAMES) <= set(D.__all__) and all(hasattr(D, n) for n in D.__all__)
-    for pkg, leaves in ((DS, ['custom', 'shapes', 'voc', 'cityscapes', 'ade', 'dataset_wrappers', 'builder']),
+    for pkg, leaves in ((DS, ['custom', 'shapes', 'voc', 'cityscapes', 'ade', 'more', 'dataset_wrappers', 'builder']),
                         (P, ['compose', 'loading', 'transforms', 'formatting', 'test_time_aug'])):
         names = [n for leaf in leaves for n in importlib.import_module(f'{pkg.__name__}.{leaf}').__all__ if n != 'logger']
         assert sorted(pkg.__all__) == sorted(names)   # the hand-written lists of the packages follow their modules

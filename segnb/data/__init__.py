@@ -11,10 +11,15 @@ __all__ = ['logger', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'DEFAULT_META_KEYS', 'V
            'Rerange', 'clahe_luts', 'clahe_channel', 'CLAHE', 'RGB2Gray', 'AdjustGamma', 'rotation_matrix',
            'warp_affine', 'imrotate', 'RandomRotate', 'RandomCutOut', 'mosaic_boxes', 'RandomMosaic',
            'MultiImageMixDataset', 'to_tensor', 'ToTensor', 'Transpose', 'ToDataContainer', 'forked_rng', 'scan_files',
-           'CustomDataset', 'ShapesDataset', 'PascalVOCDataset', 'CityscapesDataset', 'ADE20KDataset', 'ConcatDataset',
-           'RepeatDataset', 'build_dataset', 'sample_seed', 'SeededSampler', 'collate', 'worker_init_fn',
-           'build_dataloader', 'SegnbDataLoader', 'worker_error_message', 'colorize', 'overlay', 'save_image',
-           'show_samples', 'train_pipeline_cfg', 'pipeline_throughput', 'benchmark_indexing']
+           'CustomDataset', 'ShapesDataset', 'PascalVOCDataset', 'CityscapesDataset', 'ADE20KDataset',
+           'CONTEXT_CLASSES', 'CONTEXT_PALETTE', 'COCO_STUFF_CLASSES', 'COCO_STUFF_PALETTE', 'ISPRS_CLASSES',
+           'ISPRS_PALETTE', 'VESSEL_CLASSES', 'VESSEL_PALETTE', 'PascalContextDataset', 'PascalContextDataset59',
+           'COCOStuffDataset', 'DarkZurichDataset', 'NightDrivingDataset', 'LoveDADataset', 'PotsdamDataset',
+           'ISPRSDataset', 'iSAIDDataset', 'RetinalVesselDataset', 'DRIVEDataset', 'STAREDataset', 'ChaseDB1Dataset',
+           'HRFDataset', 'FaceOccludedDataset', 'ConcatDataset', 'RepeatDataset', 'build_dataset', 'sample_seed',
+           'SeededSampler', 'collate', 'worker_init_fn', 'build_dataloader', 'SegnbDataLoader', 'worker_error_message',
+           'colorize', 'overlay', 'save_image', 'show_samples', 'train_pipeline_cfg', 'pipeline_throughput',
+           'benchmark_indexing']
 
 # %% ../../nbs/03r_data_package.ipynb #504da24a
 from ..errors import SegnbError
@@ -30,14 +35,19 @@ from .visual import *
 from .bench import *
 
 _all_ = ['logger', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'DEFAULT_META_KEYS', 'VOC_PALETTE', 'make_shapes_sample',
-         'save_label_png', 'make_shapes', 'Compose', 'load_image', 'load_label', 'check_imdecode_backend', 'LoadImageFromFile', 'LoadAnnotations',
-         'rescale_size', 'resize_img', 'resize_seg', 'Resize', 'RandomCrop', 'RandomFlip', 'pad_br', 'Pad',
-         'adjust_saturation_hsv', 'PhotoMetricDistortion', 'Normalize', 'DefaultFormatBundle', 'ImageToTensor',
-         'Collect', 'MultiScaleFlipAug', 'ResizeToMultiple', 'SegRescale', 'Rerange', 'clahe_luts', 'clahe_channel',
-         'CLAHE', 'RGB2Gray', 'AdjustGamma', 'rotation_matrix', 'warp_affine', 'imrotate', 'RandomRotate',
-         'RandomCutOut', 'mosaic_boxes', 'RandomMosaic', 'MultiImageMixDataset', 'to_tensor', 'ToTensor', 'Transpose',
-         'ToDataContainer', 'forked_rng', 'scan_files', 'CustomDataset', 'ShapesDataset', 'PascalVOCDataset',
-         'CityscapesDataset', 'ADE20KDataset', 'ConcatDataset', 'RepeatDataset', 'build_dataset', 'sample_seed',
-         'SeededSampler', 'collate', 'worker_init_fn', 'build_dataloader', 'SegnbDataLoader', 'worker_error_message',
-         'colorize', 'overlay', 'save_image', 'show_samples', 'train_pipeline_cfg', 'pipeline_throughput',
-         'benchmark_indexing']
+         'save_label_png', 'make_shapes', 'Compose', 'load_image', 'load_label', 'check_imdecode_backend',
+         'LoadImageFromFile', 'LoadAnnotations', 'rescale_size', 'resize_img', 'resize_seg', 'Resize', 'RandomCrop',
+         'RandomFlip', 'pad_br', 'Pad', 'adjust_saturation_hsv', 'PhotoMetricDistortion', 'Normalize',
+         'DefaultFormatBundle', 'ImageToTensor', 'Collect', 'MultiScaleFlipAug', 'ResizeToMultiple', 'SegRescale',
+         'Rerange', 'clahe_luts', 'clahe_channel', 'CLAHE', 'RGB2Gray', 'AdjustGamma', 'rotation_matrix',
+         'warp_affine', 'imrotate', 'RandomRotate', 'RandomCutOut', 'mosaic_boxes', 'RandomMosaic',
+         'MultiImageMixDataset', 'to_tensor', 'ToTensor', 'Transpose', 'ToDataContainer', 'forked_rng',
+         'scan_files', 'CustomDataset', 'ShapesDataset', 'PascalVOCDataset', 'CityscapesDataset', 'ADE20KDataset',
+         'CONTEXT_CLASSES', 'CONTEXT_PALETTE', 'COCO_STUFF_CLASSES', 'COCO_STUFF_PALETTE', 'ISPRS_CLASSES',
+         'ISPRS_PALETTE', 'VESSEL_CLASSES', 'VESSEL_PALETTE', 'PascalContextDataset', 'PascalContextDataset59',
+         'COCOStuffDataset', 'DarkZurichDataset', 'NightDrivingDataset', 'LoveDADataset', 'PotsdamDataset',
+         'ISPRSDataset', 'iSAIDDataset', 'RetinalVesselDataset', 'DRIVEDataset', 'STAREDataset', 'ChaseDB1Dataset',
+         'HRFDataset', 'FaceOccludedDataset', 'ConcatDataset', 'RepeatDataset', 'build_dataset', 'sample_seed',
+         'SeededSampler', 'collate', 'worker_init_fn', 'build_dataloader', 'SegnbDataLoader',
+         'worker_error_message', 'colorize', 'overlay', 'save_image', 'show_samples', 'train_pipeline_cfg',
+         'pipeline_throughput', 'benchmark_indexing']

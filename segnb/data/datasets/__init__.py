@@ -5,7 +5,11 @@
 # %% auto #0
 __all__ = ['scan_files', 'CustomDataset', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'make_shapes_sample', 'save_label_png',
            'make_shapes', 'ShapesDataset', 'VOC_PALETTE', 'PascalVOCDataset', 'CityscapesDataset', 'ADE20KDataset',
-           'ConcatDataset', 'RepeatDataset', 'build_dataset']
+           'CONTEXT_CLASSES', 'CONTEXT_PALETTE', 'COCO_STUFF_CLASSES', 'COCO_STUFF_PALETTE', 'ISPRS_CLASSES',
+           'ISPRS_PALETTE', 'VESSEL_CLASSES', 'VESSEL_PALETTE', 'PascalContextDataset', 'PascalContextDataset59',
+           'COCOStuffDataset', 'DarkZurichDataset', 'NightDrivingDataset', 'LoveDADataset', 'PotsdamDataset',
+           'ISPRSDataset', 'iSAIDDataset', 'RetinalVesselDataset', 'DRIVEDataset', 'STAREDataset', 'ChaseDB1Dataset',
+           'HRFDataset', 'FaceOccludedDataset', 'ConcatDataset', 'RepeatDataset', 'build_dataset']
 
 # %% ../../../nbs/03n_data_datasets.ipynb #729ae4de
 from .custom import *
@@ -13,9 +17,14 @@ from .shapes import *
 from .voc import *
 from .cityscapes import *
 from .ade import *
+from .more import *
 from .dataset_wrappers import *
 from .builder import *
 
 _all_ = ['scan_files', 'CustomDataset', 'SHAPES_CLASSES', 'SHAPES_PALETTE', 'make_shapes_sample', 'save_label_png',
          'make_shapes', 'ShapesDataset', 'VOC_PALETTE', 'PascalVOCDataset', 'CityscapesDataset', 'ADE20KDataset',
-         'ConcatDataset', 'RepeatDataset', 'build_dataset']
+         'CONTEXT_CLASSES', 'CONTEXT_PALETTE', 'COCO_STUFF_CLASSES', 'COCO_STUFF_PALETTE', 'ISPRS_CLASSES',
+         'ISPRS_PALETTE', 'VESSEL_CLASSES', 'VESSEL_PALETTE', 'PascalContextDataset', 'PascalContextDataset59',
+         'COCOStuffDataset', 'DarkZurichDataset', 'NightDrivingDataset', 'LoveDADataset', 'PotsdamDataset',
+         'ISPRSDataset', 'iSAIDDataset', 'RetinalVesselDataset', 'DRIVEDataset', 'STAREDataset', 'ChaseDB1Dataset',
+         'HRFDataset', 'FaceOccludedDataset', 'ConcatDataset', 'RepeatDataset', 'build_dataset']
