@@ -6,7 +6,7 @@
 __all__ = ['logger', 'PatchMerging', 'relative_position_index', 'WindowMSA', 'shifted_window_mask', 'ShiftWindowMSA', 'SwinBlock',
            'SwinBlockSequence', 'resize_bias_table', 'adapt_swin_state_dict', 'SwinInit', 'SwinTransformer']
 
-# %% ../../../nbs/04zu_swin.ipynb #b418231f
+# %% ../../../nbs/04zu_swin.ipynb #adf46f28
 import logging, math
 import torch, torch.nn as nn, torch.nn.functional as F
 from ...errors import SegnbError
@@ -19,7 +19,7 @@ from .twins import from_windows, pad_to_windows, to_windows
 
 logger = logging.getLogger('segnb')
 
-# %% ../../../nbs/04zu_swin.ipynb #55fd49e8
+# %% ../../../nbs/04zu_swin.ipynb #a7fa2e86
 class PatchMerging(nn.Module):
     "Halve a token map: gather each `kernel_size` block (`sampler`, an `nn.Unfold`), normalise, project (`reduction`)."
     def __init__(self, in_channels, out_channels, kernel_size=2, stride=None, padding='corner', dilation=1, bias=False,
@@ -48,14 +48,14 @@ class PatchMerging(nn.Module):
         if self.norm is not None: x = self.norm(x)
         return self.reduction(x), out_size
 
-# %% ../../../nbs/04zu_swin.ipynb #ae692e76
+# %% ../../../nbs/04zu_swin.ipynb #2d5b087f
 def relative_position_index(wh, ww):
     "`(wh*ww, wh*ww)`: for tokens p, q of a window, the row of the bias table for the offset `p - q`."
     coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing='ij')).flatten(1)   # (2, N)
     d = coords[:, :, None] - coords[:, None, :]                                                          # (2, N, N)
     return (d[0] + wh - 1) * (2 * ww - 1) + d[1] + ww - 1
 
-# %% ../../../nbs/04zu_swin.ipynb #c6373c7d
+# %% ../../../nbs/04zu_swin.ipynb #3165f322
 class WindowMSA(nn.Module):
     "Multi-head self-attention inside windows of `(num windows * B, Wh*Ww, C)` tokens, plus a learnt relative position bias."
     def __init__(self, embed_dims, num_heads, window_size, qkv_bias=True, qk_scale=None, attn_drop_rate=0.,
@@ -88,7 +88,7 @@ class WindowMSA(nn.Module):
         attn = self.attn_drop(self.softmax(attn))
         return self.proj_drop(self.proj((attn @ v).transpose(1, 2).reshape(b, n, c)))
 
-# %% ../../../nbs/04zu_swin.ipynb #a38daf3e
+# %% ../../../nbs/04zu_swin.ipynb #f47b60b6
 def shifted_window_mask(hp, wp, window_size, shift_size, device=None):
     "`(num windows, ws*ws, ws*ws)`: -100 between tokens that the cyclic shift brought from different regions, else 0."
     region = torch.zeros(1, hp, wp, 1, device=device)
@@ -99,7 +99,7 @@ def shifted_window_mask(hp, wp, window_size, shift_size, device=None):
     differ = region.unsqueeze(1) != region.unsqueeze(2)
     return torch.zeros(differ.shape, device=device).masked_fill(differ, -100.)
 
-# %% ../../../nbs/04zu_swin.ipynb #8cd01c2a
+# %% ../../../nbs/04zu_swin.ipynb #521abc83
 class ShiftWindowMSA(nn.Module):
     "`WindowMSA` on a map padded to whole windows, rolled by `shift_size` first (and masked) when it is not 0."
     def __init__(self, embed_dims, num_heads, window_size, shift_size=0, qkv_bias=True, qk_scale=None, attn_drop_rate=0,
@@ -126,7 +126,7 @@ class ShiftWindowMSA(nn.Module):
         if s: x = torch.roll(x, shifts=(s, s), dims=(1, 2))
         return self.drop(x[:, :h, :w].reshape(b, n, c))
 
-# %% ../../../nbs/04zu_swin.ipynb #da67ee70
+# %% ../../../nbs/04zu_swin.ipynb #577e6c4c
 class SwinBlock(nn.Module):
     "A Swin layer: pre-normed (shifted) window attention and a GELU MLP, each with a residual and stochastic depth."
     def __init__(self, embed_dims, num_heads, feedforward_channels, window_size=7, shift=False, qkv_bias=True, qk_scale=None,
@@ -148,7 +148,7 @@ class SwinBlock(nn.Module):
             return self.ffn(self.norm2(x), identity=x)
         return checkpointed(inner, x, self.with_cp)
 
-# %% ../../../nbs/04zu_swin.ipynb #1b7b2fc3
+# %% ../../../nbs/04zu_swin.ipynb #711f6974
 class SwinBlockSequence(nn.Module):
     "One stage: `depth` blocks, plain and shifted in turn, then an optional `downsample` (a `PatchMerging`)."
     def __init__(self, embed_dims, num_heads, feedforward_channels, depth, window_size=7, qkv_bias=True, qk_scale=None,
@@ -171,7 +171,7 @@ class SwinBlockSequence(nn.Module):
         x_down, down_hw = self.downsample(x, hw_shape)
         return x_down, down_hw, x, hw_shape
 
-# %% ../../../nbs/04zu_swin.ipynb #16620d58
+# %% ../../../nbs/04zu_swin.ipynb #6286f1f1
 def resize_bias_table(table, length):
     "A `(L, heads)` relative position bias table resized bicubically to `length` rows (a pretrained window of another size)."
     (l1, heads), s1, s2 = table.shape, math.isqrt(table.shape[0]), math.isqrt(length)
@@ -187,7 +187,7 @@ def adapt_swin_state_dict(sd, own):
             sd[k] = resize_bias_table(sd[k], own[k].shape[0])
     return sd
 
-# %% ../../../nbs/04zu_swin.ipynb #31cb946a
+# %% ../../../nbs/04zu_swin.ipynb #b3cec9c3
 class SwinInit(FrozenStagesMixin):
     "Swin's frozen stages, initialisation and checkpoint loading (a mixin of `SwinTransformer`)."
     def _frozen_modules(self):
@@ -217,7 +217,7 @@ class SwinInit(FrozenStagesMixin):
         else: sd = {k.removeprefix('backbone.'): v for k, v in sd.items()}
         return load_state_dict(self, adapt_swin_state_dict(sd, self.state_dict()), False, logger, self.checkpoint)
 
-# %% ../../../nbs/04zu_swin.ipynb #98745c54
+# %% ../../../nbs/04zu_swin.ipynb #a8831ff6
 @BACKBONES.register_module()
 class SwinTransformer(SwinInit, nn.Module):
     "Swin: a 4x4 patch embedding, four stages of (shifted) window attention with patch merging between; a normed map per stage."
