@@ -12,7 +12,7 @@ from zoo_check import load_records, load_size_records, same_shapes, logits_diffe
 FAMILIES = ('fcn', 'pspnet', 'deeplabv3', 'deeplabv3plus', 'unet', 'nonlocal_net', 'gcnet', 'dnlnet', 'ann', 'danet',
             'ccnet', 'hrnet', 'ocrnet', 'encnet', 'psanet', 'apcnet', 'dmnet', 'emanet', 'isanet',
             'upernet', 'sem_fpn', 'fastfcn', 'mobilenet_v2', 'resnest', 'bisenetv1', 'icnet', 'bisenetv2', 'stdc',
-            'cgnet', 'erfnet', 'fastscnn', 'mobilenet_v3', 'point_rend', 'vit', 'setr', 'segformer', 'twins', 'convnext', 'poolformer')
+            'cgnet', 'erfnet', 'fastscnn', 'mobilenet_v3', 'point_rend', 'vit', 'setr', 'segformer', 'twins', 'convnext', 'poolformer', 'swin', 'knet')
 RECORDS = load_records()
 CONFIGS = sorted(k for k, r in RECORDS['configs'].items() if 'sha' in r and r['family'] in FAMILIES)
 

@@ -45,7 +45,9 @@ __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM
            'EfficientMultiheadAttention', 'mit_init', 'MixVisionTransformer', 'SegformerHead',
            'GlobalSubsampledAttention', 'TwinsEncoderLayer', 'GSAEncoderLayer', 'pad_to_windows', 'to_windows',
            'from_windows', 'window_attention_mask', 'LocallyGroupedSelfAttention', 'LSAEncoderLayer',
-           'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'KernelUpdatorGates', 'KernelUpdator',
+           'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'PatchMerging', 'relative_position_index',
+           'WindowMSA', 'shifted_window_mask', 'ShiftWindowMSA', 'SwinBlock', 'SwinBlockSequence', 'resize_bias_table',
+           'adapt_swin_state_dict', 'SwinInit', 'SwinTransformer', 'KernelUpdatorGates', 'KernelUpdator',
            'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features', 'IterativeDecodeHeadForward',
            'IterativeDecodeHead', 'MMCLS_BACKBONES', 'register_mmcls', 'mmcls_out_indices', 'MMClsWeights',
            'LayerNorm2d', 'ConvNeXtBlock', 'ConvNeXt', 'PoolFormerPatchEmbed', 'Pooling', 'Mlp', 'PoolFormerBlock',
@@ -101,6 +103,7 @@ from .decode_heads.setr_heads import *
 from .backbones.mit import MixFFN, EfficientMultiheadAttention, mit_init, MixVisionTransformer
 from .decode_heads.segformer_head import *
 from .backbones.twins import *
+from .backbones.swin import *
 from .decode_heads.knet_head import *
 from .backbones.convnext import *
 from .backbones.poolformer import *
@@ -151,8 +154,10 @@ _all_ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_T
          'EfficientMultiheadAttention', 'mit_init', 'MixVisionTransformer', 'SegformerHead',
          'GlobalSubsampledAttention', 'TwinsEncoderLayer', 'GSAEncoderLayer', 'pad_to_windows', 'to_windows',
          'from_windows', 'window_attention_mask', 'LocallyGroupedSelfAttention', 'LSAEncoderLayer',
-         'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'KernelUpdatorGates', 'KernelUpdator',
-         'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features', 'IterativeDecodeHeadForward',
+         'ConditionalPositionEncoding', 'TwinsInit', 'PCPVT', 'SVT', 'PatchMerging', 'relative_position_index',
+         'WindowMSA', 'shifted_window_mask', 'ShiftWindowMSA', 'SwinBlock', 'SwinBlockSequence',
+         'resize_bias_table', 'adapt_swin_state_dict', 'SwinInit', 'SwinTransformer', 'KernelUpdatorGates',
+         'KernelUpdator', 'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features', 'IterativeDecodeHeadForward',
          'IterativeDecodeHead', 'MMCLS_BACKBONES', 'register_mmcls', 'mmcls_out_indices', 'MMClsWeights',
          'LayerNorm2d', 'ConvNeXtBlock', 'ConvNeXt', 'PoolFormerPatchEmbed', 'Pooling', 'Mlp', 'PoolFormerBlock',
          'PoolFormer', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits',
