@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['ReassembleBlocks', 'PreActResidualConvUnit', 'FeatureFusionBlock', 'DPTHead']
 
-# %% ../../../nbs/04zza_dpt_head.ipynb #136864bf
+# %% ../../../nbs/04zza_dpt_head.ipynb #84d753e5
 import torch, torch.nn as nn
 from ...errors import SegnbError
 from ...registry import HEADS
 from ..utils.bricks import ConvModule, build_activation_layer, resize
 from .decode_head import BaseDecodeHead
 
-# %% ../../../nbs/04zza_dpt_head.ipynb #7006c412
+# %% ../../../nbs/04zza_dpt_head.ipynb #d1ff5704
 class ReassembleBlocks(nn.Module):
     "ViT maps (with their class tokens) to a 4-level pyramid: readout, 1x1 projection, resampling by 4, 2, 1, 1/2."
     def __init__(self, in_channels=768, out_channels=[96, 192, 384, 768], readout_type='ignore', patch_size=16):
@@ -44,7 +44,7 @@ class ReassembleBlocks(nn.Module):
         return [self.resize_layers[i](self.projects[i](self.readout(i, x, cls_token)))
                 for i, (x, cls_token) in enumerate(inputs)]
 
-# %% ../../../nbs/04zza_dpt_head.ipynb #ebe9b19a
+# %% ../../../nbs/04zza_dpt_head.ipynb #924d0d50
 class PreActResidualConvUnit(nn.Module):
     "`x + conv2(conv1(x))`, each conv a pre-activation (act, conv, norm) 3x3 `ConvModule`."
     def __init__(self, in_channels, act_cfg, norm_cfg, stride=1, dilation=1):
@@ -76,7 +76,7 @@ class FeatureFusionBlock(nn.Module):
         x = resize(self.res_conv_unit2(x), scale_factor=2, mode='bilinear', align_corners=self.align_corners)
         return self.project(x)
 
-# %% ../../../nbs/04zza_dpt_head.ipynb #347cae3e
+# %% ../../../nbs/04zza_dpt_head.ipynb #8fae7738
 @HEADS.register_module()
 class DPTHead(BaseDecodeHead):
     "DPT's decoder: reassemble four ViT layers into a pyramid, fuse it coarse to fine, project, classify."
