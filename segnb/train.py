@@ -28,6 +28,7 @@ from .dist import (collect_env, format_env, get_dist_info, init_dist, destroy_di
 from .hooks import DistEvalHook, EvalHook
 from .models import build_segmentor
 from .optim import build_optimizer
+import segnb.layer_decay  # registers mmseg's layer-wise LR decay constructors (BEiT, MAE, ConvNeXt configs)
 from .runner import build_runner, find_latest_checkpoint, get_root_logger
 
 # %% ../nbs/10_train.ipynb #ff207697

@@ -51,9 +51,12 @@ __all__ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM
            'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features', 'IterativeDecodeHeadForward',
            'IterativeDecodeHead', 'MMCLS_BACKBONES', 'register_mmcls', 'mmcls_out_indices', 'MMClsWeights',
            'LayerNorm2d', 'ConvNeXtBlock', 'ConvNeXt', 'PoolFormerPatchEmbed', 'Pooling', 'Mlp', 'PoolFormerBlock',
-           'PoolFormer', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits',
-           'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference',
-           'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
+           'PoolFormer', 'SegmenterMaskTransformerHead', 'ReassembleBlocks', 'PreActResidualConvUnit',
+           'FeatureFusionBlock', 'DPTHead', 'BEiTAttention', 'BEiTTransformerEncoderLayer', 'BEiTWeights', 'BEiT',
+           'Feature2Pyramid', 'MAEAttention', 'MAETransformerEncoderLayer', 'MAE', 'keys_not_everywhere',
+           'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
+           'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting', 'EncoderDecoder',
+           'CascadeEncoderDecoder']
 
 # %% ../../nbs/04p_models_package.ipynb #45c6eea8
 from .utils.bricks import *
@@ -107,6 +110,11 @@ from .backbones.swin import *
 from .decode_heads.knet_head import *
 from .backbones.convnext import *
 from .backbones.poolformer import *
+from .decode_heads.segmenter_mask_head import *
+from .decode_heads.dpt_head import *
+# BEiT's relative_position_index (a table over its patch grid) stays in its module: Swin's has the name in segnb.models
+from .backbones.beit import BEiTAttention, BEiTTransformerEncoderLayer, BEiTWeights, BEiT, Feature2Pyramid
+from .backbones.mae import *
 from .segmentors.base import *
 from .segmentors.encoder_decoder import *
 from .segmentors.cascade_encoder_decoder import *
@@ -160,6 +168,9 @@ _all_ = ['CONV_LAYERS', 'ACTIVATION_LAYERS', 'NORM_LAYERS', 'NORM_ABBR', 'NORM_T
          'KernelUpdator', 'KernelUpdateSteps', 'KernelUpdateHead', 'kernel_features', 'IterativeDecodeHeadForward',
          'IterativeDecodeHead', 'MMCLS_BACKBONES', 'register_mmcls', 'mmcls_out_indices', 'MMClsWeights',
          'LayerNorm2d', 'ConvNeXtBlock', 'ConvNeXt', 'PoolFormerPatchEmbed', 'Pooling', 'Mlp', 'PoolFormerBlock',
-         'PoolFormer', 'keys_not_everywhere', 'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits',
-         'rescale_logits', 'undo_flip', 'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference',
-         'EncoderDecoderTesting', 'EncoderDecoder', 'CascadeEncoderDecoder']
+         'PoolFormer', 'SegmenterMaskTransformerHead', 'ReassembleBlocks', 'PreActResidualConvUnit',
+         'FeatureFusionBlock', 'DPTHead', 'BEiTAttention', 'BEiTTransformerEncoderLayer', 'BEiTWeights', 'BEiT',
+         'Feature2Pyramid', 'MAEAttention', 'MAETransformerEncoderLayer', 'MAE', 'keys_not_everywhere',
+         'check_loss_keys', 'parse_losses', 'BaseSegmentor', 'slide_logits', 'rescale_logits', 'undo_flip',
+         'add_prefix', 'EncoderDecoderTraining', 'EncoderDecoderInference', 'EncoderDecoderTesting',
+         'EncoderDecoder', 'CascadeEncoderDecoder']
