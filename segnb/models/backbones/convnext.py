@@ -17,7 +17,8 @@ from ..utils.transformer import DropPath
 from ..utils.weights import load_pretrained, pretrained_path
 
 # %% ../../../nbs/04zw_convnext.ipynb #59947a37
-MMCLS_BACKBONES = Registry('mmcls backbones', parent=BACKBONES, scope='mmcls')
+# the scope is made once: a second run of this cell (in a notebook after `import segnb.models`) finds it
+MMCLS_BACKBONES = BACKBONES.children.get('mmcls') or Registry('mmcls backbones', parent=BACKBONES, scope='mmcls')
 
 def register_mmcls(cls):
     "Register a backbone that mmseg takes from mmcls under its own name and, in scope `mmcls`, as `mmcls.<name>`."
