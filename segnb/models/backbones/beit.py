@@ -13,7 +13,7 @@ from ...registry import BACKBONES, NECKS
 from ..utils.bricks import build_norm_layer, unsupported
 from ..utils.transformer import FFN, PatchEmbed, build_dropout
 from ..utils.weights import logger, pretrained_path, read_state_dict, select_prefix
-from .vit import _img_size, _out_indices
+from .vit import _img_size, _out_indices, vit_init_modules
 from ...checkpoint import load_state_dict
 
 # %% ../../../nbs/04zy_beit.ipynb #0497fbb3
@@ -110,17 +110,7 @@ class BEiTWeights:
         self._init_linear_norm()
         if self.checkpoint is not None: return self.load_checkpoint(self.checkpoint, self.checkpoint_prefix)
         nn.init.trunc_normal_(self.cls_token, std=.02)
-        for name, m in self.named_modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    if 'ffn' in name: nn.init.normal_(m.bias, mean=0., std=1e-6)
-                    else: nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_in', nonlinearity='relu')
-                if m.bias is not None: nn.init.constant_(m.bias, 0)
-            elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
-                nn.init.constant_(m.weight, 1.0); nn.init.constant_(m.bias, 0)
+        vit_init_modules(self)   # then ViT's init of every module, as mmseg's BEiT does
 
     def fit_state_dict(self, sd):
         "Drop the checkpoint's relative position indices; refuse bias tables made for another grid."
