@@ -15,7 +15,7 @@ from ..utils.bricks import FrozenStagesMixin, build_norm_layer, checkpointed, un
 from ..utils.transformer import FFN, AdaptivePadding, PatchEmbed, build_dropout, to_2tuple
 from ...checkpoint import load_state_dict
 from ..utils.weights import logger, pretrained_path, read_state_dict, select_prefix
-from .twins import from_windows, pad_to_windows, to_windows
+from ..utils.transformer import from_windows, pad_to_windows, to_windows
 
 # %% ../../../nbs/04zu_swin.ipynb #a7fa2e86
 class PatchMerging(nn.Module):

@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['nlc_to_nchw', 'nchw_to_nlc', 'to_2tuple', 'AdaptivePadding', 'PatchEmbed', 'drop_path', 'DropPath', 'Dropout',
-           'build_dropout', 'MultiheadAttention', 'FFN']
+           'build_dropout', 'resize_pos_embed', 'pad_to_windows', 'to_windows', 'from_windows', 'MultiheadAttention',
+           'FFN']
 
 # %% ../../../nbs/04zr_transformer_bricks.ipynb #3674628c
 import math, warnings
 import torch, torch.nn as nn, torch.nn.functional as F
 from ...errors import SegnbError
 from ...registry import MODELS
-from .bricks import build_activation_layer, build_conv_layer, build_norm_layer, unsupported
+from .bricks import build_activation_layer, build_conv_layer, build_norm_layer, resize, unsupported
 
 # %% ../../../nbs/04zr_transformer_bricks.ipynb #4ce10b2b
 def nlc_to_nchw(x, hw_shape):
@@ -105,6 +106,35 @@ class Dropout(nn.Dropout):
 def build_dropout(cfg, default_args=None):
     "A `DropPath` or `Dropout` from a config dict such as `dict(type='DropPath', drop_prob=0.1)`."
     return MODELS.build(cfg, default_args=default_args)
+
+# %% ../../../nbs/04zr_transformer_bricks.ipynb #5b1a20b9
+def resize_pos_embed(pos_embed, input_shape, pos_shape, mode):
+    "Interpolate the grid part of a `(1, 1 + pos_h * pos_w, C)` positional embedding to the grid `input_shape`."
+    if pos_embed.ndim != 3: raise SegnbError(f'resize_pos_embed: pos_embed must be (B, L, C), got shape {tuple(pos_embed.shape)}')
+    pos_h, pos_w = pos_shape
+    cls_weight, grid = pos_embed[:, 0:1], pos_embed[:, -pos_h * pos_w:]
+    grid = grid.reshape(1, pos_h, pos_w, pos_embed.shape[2]).permute(0, 3, 1, 2)
+    grid = resize(grid, size=input_shape, align_corners=False, mode=mode)
+    return torch.cat((cls_weight, torch.flatten(grid, 2).transpose(1, 2)), dim=1)
+
+# %% ../../../nbs/04zr_transformer_bricks.ipynb #8ec80288
+def pad_to_windows(x, window_size):
+    "Zero-pad a `(B, H, W, C)` map at the bottom and right to multiples of `window_size`; also `(pad_b, pad_r)`."
+    h, w = x.shape[1:3]
+    pad_b, pad_r = (-h) % window_size, (-w) % window_size
+    return F.pad(x, (0, 0, 0, pad_r, 0, pad_b)), (pad_b, pad_r)
+
+def to_windows(x, window_size):
+    "`(B, H, W, C)` (multiples of `window_size`) to `(B, windows, window_size**2, C)`, windows in row-major order."
+    b, h, w, c = x.shape
+    x = x.reshape(b, h // window_size, window_size, w // window_size, window_size, c).transpose(2, 3)
+    return x.reshape(b, -1, window_size * window_size, c)
+
+def from_windows(x, h, w):
+    "The inverse of `to_windows`: `(B, windows, ws**2, C)` back to `(B, h, w, C)`."
+    b, _, n, c = x.shape
+    ws = math.isqrt(n)
+    return x.reshape(b, h // ws, w // ws, ws, ws, c).transpose(2, 3).reshape(b, h, w, c)
 
 # %% ../../../nbs/04zr_transformer_bricks.ipynb #ac7efff2
 @MODELS.register_module()
