@@ -40,5 +40,5 @@ ls nbs/*.ipynb | grep -v '/06_optim.ipynb$' | xargs jupyter nbconvert --to html 
 (cd nbs && SEGNB_WIDGETS=0 jupyter nbconvert --to html --execute --log-level WARN --output-dir ../_docs/html 06_optim.ipynb)
 test "$(ls _docs/html/*.html | wc -l)" -eq "$(ls nbs/*.ipynb | wc -l)"
 
-echo "== pytest"
-python -m pytest -q tests
+echo "== pytest (two workers: most tests keep one core busy)"
+python -m pytest -q -n 2 tests
