@@ -1,6 +1,6 @@
 """A rendered notebook page opens in a headless browser and shows its headings and pictures.
 
-test.sh renders the notebooks into _docs/html (06_optim executed, so its page has the LR-schedule plots); when that
+test.sh renders the notebooks into _docs/html (from the saved outputs, so 06_optim's page has its LR-schedule plots); when that
 folder is missing this test renders 06_optim itself. Chromium is driven on the command line (--dump-dom,
 --screenshot): no extra Python package needed.
 """
