@@ -27,9 +27,9 @@ python tools/make_readme.py --check
 
 echo "== nbdev_test: every notebook, top to bottom, each in a fresh process (as each gets its own kernel in JupyterLab)"
 # `nbdev_test` alone would run several notebooks in one process, where a lesson's cells and the exported module both
-# register the same classes; three notebooks at a time keep the two cores busy while kernels start.
+# register the same classes; two notebooks at a time use the two cores.
 errs=$(mktemp -d)
-time (ls nbs/*.ipynb | xargs -P 3 -I{} sh -c 'log="$1/$(basename {}).err"; start=$(date +%s);
+time (ls nbs/*.ipynb | xargs -P 2 -I{} sh -c 'log="$1/$(basename {}).err"; start=$(date +%s);
   if nbdev_test --path {} >/dev/null 2>"$log"; then echo "ok   {} ($(( $(date +%s) - start ))s)";
   else echo "FAIL {}"; cat "$log"; exit 1; fi' _ "$errs")
 rm -rf "$errs"
