@@ -39,4 +39,8 @@ class ASPPHead(BaseDecodeHead):
         pooled = resize(self.image_pool(x), x.shape[2:], mode='bilinear', align_corners=self.align_corners)
         return self.bottleneck(torch.cat([pooled, *self.aspp_modules(x)], dim=1))
 
-    def forward(self, inputs): return self.cls_seg(self._aspp(self._transform_inputs(inputs)))
+    def _forward_feature(self, inputs):
+        "The map before dropout and the classifier (mmseg's name; K-Net starts its kernels from it)."
+        return self._aspp(self._transform_inputs(inputs))
+
+    def forward(self, inputs): return self.cls_seg(self._forward_feature(inputs))

@@ -14,8 +14,6 @@ from ...registry import HEADS, MODELS
 from ..utils.bricks import ConvModule, build_activation_layer, build_norm_layer, unsupported
 from ..utils.transformer import FFN, MultiheadAttention
 from ..builder import build_checked, build_head
-from .psp_head import PSPHead
-from .aspp_head import ASPPHead
 
 # %% ../../../nbs/04zzb_knet_head.ipynb #dbd29f9f
 class KernelUpdatorGates:
@@ -141,12 +139,11 @@ class KernelUpdateHead(KernelUpdateSteps, nn.Module):
 
 # %% ../../../nbs/04zzb_knet_head.ipynb #a25aa6d7
 def kernel_features(head, inputs):
-    "A decode head's map before dropout and `conv_seg` (mmseg's `_forward_feature`), for the heads K-Net starts from."
-    if hasattr(head, '_forward_feature'): return head._forward_feature(inputs)
-    x = head._transform_inputs(inputs)
-    if type(head) is ASPPHead: return head._aspp(x)          # exactly these: a subclass may add to the forward pass
-    if type(head) is PSPHead: return head.bottleneck(torch.cat([x, *head.psp_modules(x)], dim=1))
-    raise SegnbError(f'IterativeDecodeHead: kernel_generate_head {type(head).__name__} has no _forward_feature')
+    "A decode head's map before dropout and `conv_seg` (its `_forward_feature`), when that is the map its `forward` classifies."
+    owner = lambda name: next((c for c in type(head).__mro__ if name in vars(c)), None)
+    if owner('_forward_feature') is None or owner('_forward_feature') is not owner('forward'):
+        raise SegnbError(f'IterativeDecodeHead: kernel_generate_head {type(head).__name__} has no _forward_feature of its forward pass')
+    return head._forward_feature(inputs)
 
 # %% ../../../nbs/04zzb_knet_head.ipynb #ab6726f0
 class IterativeDecodeHeadForward:

@@ -35,6 +35,9 @@ class PSPHead(BaseDecodeHead):
         self.bottleneck = ConvModule(self.in_channels + len(pool_scales) * self.channels, self.channels, 3, padding=1,
                                      conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
 
-    def forward(self, inputs):
+    def _forward_feature(self, inputs):
+        "The map before dropout and the classifier (mmseg's name; K-Net starts its kernels from it)."
         x = self._transform_inputs(inputs)
-        return self.cls_seg(self.bottleneck(torch.cat([x, *self.psp_modules(x)], dim=1)))
+        return self.bottleneck(torch.cat([x, *self.psp_modules(x)], dim=1))
+
+    def forward(self, inputs): return self.cls_seg(self._forward_feature(inputs))
