@@ -11,7 +11,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from ...errors import SegnbError
 from ...registry import BACKBONES, NECKS
 from ..utils.bricks import build_norm_layer, unsupported
-from ..utils.transformer import FFN, PatchEmbed, build_dropout
+from ..utils.transformer import FFN, LayerNormEvalMixin, PatchEmbed, build_dropout
 from ..utils.weights import logger, pretrained_path, read_state_dict, select_prefix
 from .vit import _img_size, _out_indices, vit_init_modules
 from ...checkpoint import load_state_dict
@@ -130,7 +130,7 @@ class BEiTWeights:
 
 # %% ../../../nbs/04zy_beit.ipynb #23c7689b
 @BACKBONES.register_module()
-class BEiT(BEiTWeights, nn.Module):
+class BEiT(BEiTWeights, LayerNormEvalMixin, nn.Module):
     "BEiT: patch tokens + class token, `num_layers` layers with relative position bias and layer scale; maps out of `out_indices`."
     layer_cls = BEiTTransformerEncoderLayer
     def __init__(self, img_size=224, patch_size=16, in_channels=3, embed_dims=768, num_layers=12, num_heads=12, mlp_ratio=4,
@@ -182,14 +182,6 @@ class BEiT(BEiTWeights, nn.Module):
             if i in self.out_indices:
                 outs.append(x[:, 1:].reshape(B, hw_shape[0], hw_shape[1], -1).permute(0, 3, 1, 2).contiguous())
         return tuple(outs)
-
-    def train(self, mode=True):
-        "Train mode; with `norm_eval`, the LayerNorms stay in eval mode."
-        super().train(mode)
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, nn.LayerNorm): m.eval()
-        return self
 
 # %% ../../../nbs/04zy_beit.ipynb #af681a5c
 @NECKS.register_module()

@@ -15,26 +15,15 @@ from ..utils.bricks import build_norm_layer, unsupported
 from ..utils.transformer import (FFN, MultiheadAttention, PatchEmbed, build_dropout, from_windows, nchw_to_nlc,
                                             nlc_to_nchw, pad_to_windows, to_windows)
 from ..utils.weights import load_pretrained, pretrained_path
+from .mit import EfficientMultiheadAttention
 
 # %% ../../../nbs/04zx_twins.ipynb #f45511e6
-class GlobalSubsampledAttention(MultiheadAttention):
+class GlobalSubsampledAttention(EfficientMultiheadAttention):
     "Attention of every token to a sub-sampled map: keys and values from `sr` (a `sr_ratio` strided conv) and `norm`."
     def __init__(self, embed_dims, num_heads, attn_drop=0., proj_drop=0., dropout_layer=None, batch_first=True,
                  qkv_bias=True, norm_cfg=dict(type='LN'), sr_ratio=1, init_cfg=None):
         super().__init__(embed_dims, num_heads, attn_drop, proj_drop, dropout_layer=dropout_layer, init_cfg=init_cfg,
-                         batch_first=batch_first, bias=qkv_bias)
-        self.sr_ratio = sr_ratio
-        if sr_ratio > 1:
-            self.sr = nn.Conv2d(embed_dims, embed_dims, kernel_size=sr_ratio, stride=sr_ratio)
-            self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
-
-    def keys_values(self, x, hw_shape):
-        "The tokens the keys and values are made from: `x` itself, or `x` shrunk by `sr` and normalised."
-        if self.sr_ratio <= 1: return x
-        return self.norm(nchw_to_nlc(self.sr(nlc_to_nchw(x, hw_shape))))
-
-    def forward(self, x, hw_shape, identity=None):
-        return super().forward(x, key=self.keys_values(x, hw_shape), identity=identity)
+                         batch_first=batch_first, qkv_bias=qkv_bias, norm_cfg=norm_cfg, sr_ratio=sr_ratio)
 
 # %% ../../../nbs/04zx_twins.ipynb #09bf608d
 class TwinsEncoderLayer(nn.Module):

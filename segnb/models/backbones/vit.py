@@ -12,7 +12,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from ...errors import SegnbError
 from ...registry import BACKBONES
 from ..utils.bricks import build_norm_layer, checkpointed, resize, unsupported
-from ..utils.transformer import FFN, MultiheadAttention, PatchEmbed, resize_pos_embed, to_2tuple
+from ..utils.transformer import (FFN, LayerNormEvalMixin, MultiheadAttention, PatchEmbed, resize_pos_embed,
+                                            to_2tuple)
 from ..utils.weights import logger, pretrained_path, read_state_dict, select_prefix
 from ...checkpoint import load_state_dict
 
@@ -112,7 +113,7 @@ class VisionTransformerTokens:
 
 # %% ../../../nbs/04zs_vit.ipynb #3b6b5be8
 class VisionTransformerForward:
-    "The tokens through the layers to maps, and `norm_eval` (a mixin of `VisionTransformer`)."
+    "The tokens through the layers to maps (a mixin of `VisionTransformer`)."
     def forward(self, inputs):
         "The maps (N, C, H/p, W/p) of the layers in `out_indices` (each `[map, class token]` with `output_cls_token`)."
         B = inputs.shape[0]
@@ -130,17 +131,10 @@ class VisionTransformerForward:
                 outs.append([out, x[:, 0]] if self.output_cls_token else out)
         return tuple(outs)
 
-    def train(self, mode=True):
-        "Train mode; with `norm_eval`, the LayerNorms stay in eval mode."
-        super().train(mode)
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, nn.LayerNorm): m.eval()
-        return self
-
 # %% ../../../nbs/04zs_vit.ipynb #4ad99bd7
 @BACKBONES.register_module()
-class VisionTransformer(VisionTransformerWeights, VisionTransformerTokens, VisionTransformerForward, nn.Module):
+class VisionTransformer(VisionTransformerWeights, VisionTransformerTokens, VisionTransformerForward, LayerNormEvalMixin,
+                        nn.Module):
     "ViT: patch tokens + class token + positional embedding, `num_layers` encoder layers; maps out of `out_indices`."
     def __init__(self, img_size=224, patch_size=16, in_channels=3, embed_dims=768, num_layers=12, num_heads=12, mlp_ratio=4,
                  out_indices=-1, qkv_bias=True, drop_rate=0., attn_drop_rate=0., drop_path_rate=0., with_cls_token=True,

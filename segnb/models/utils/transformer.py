@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['nlc_to_nchw', 'nchw_to_nlc', 'to_2tuple', 'AdaptivePadding', 'PatchEmbed', 'drop_path', 'DropPath', 'Dropout',
            'build_dropout', 'resize_pos_embed', 'pad_to_windows', 'to_windows', 'from_windows', 'MultiheadAttention',
-           'FFN']
+           'FFN', 'LayerNormEvalMixin']
 
 # %% ../../../nbs/04zr_transformer_bricks.ipynb #3674628c
 import math, warnings
@@ -191,3 +191,14 @@ class FFN(nn.Module):
         out = self.dropout_layer(self.layers(x))
         if not self.add_identity: return out
         return (x if identity is None else identity) + out
+
+# %% ../../../nbs/04zr_transformer_bricks.ipynb #662d30c7
+class LayerNormEvalMixin:
+    "`train()` for a transformer backbone with `norm_eval`: its LayerNorms stay in eval mode (mmseg's ViT and BEiT)."
+    def train(self, mode=True):
+        "Train mode; with `norm_eval`, every LayerNorm stays in eval mode."
+        super().train(mode)
+        if mode and getattr(self, 'norm_eval', False):
+            for m in self.modules():
+                if isinstance(m, nn.LayerNorm): m.eval()
+        return self
