@@ -113,11 +113,10 @@ def test_every_dataset_config_has_a_layout():
     assert sorted(p.stem for p in CONFIGS.glob('*.py')) == sorted(LAYOUTS)
 
 
-@pytest.mark.parametrize('name', sorted(LAYOUTS))
-def test_config_builds_and_samples(name, tmp_path):
-    layout = LAYOUTS[name]
-    root = write_layout(tmp_path / 'data', layout)
-    cfg = Config.fromfile(str(CONFIGS / f'{name}.py'))
+def check_data_builds(cfg, name, root, layout=None):
+    """Build `data.train/val/test` of `cfg` over the layout (default `LAYOUTS[name]`) written at `root`, draw a sample
+    of each, and check that together they read every image of the layout."""
+    layout = layout or LAYOUTS[name]
     loaded = {v - 1 if layout['reduce'] else v for v in layout['values'] if not (layout['reduce'] and v == 0)} | {255}
     found = set()
     for split in ('train', 'val', 'test'):
@@ -138,3 +137,9 @@ def test_config_builds_and_samples(name, tmp_path):
             assert isinstance(sample['img'], list) and sample['img'][0].shape[0] == 3
             assert sample['img_metas'][0]['ori_shape'][:2] == (32, 32)
     assert found == {img for img, _ in layout['files']}   # every image of the layout is read, by some split
+
+
+@pytest.mark.parametrize('name', sorted(LAYOUTS))
+def test_config_builds_and_samples(name, tmp_path):
+    root = write_layout(tmp_path / 'data', LAYOUTS[name])
+    check_data_builds(Config.fromfile(str(CONFIGS / f'{name}.py')), name, root)
