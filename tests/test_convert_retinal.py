@@ -93,8 +93,8 @@ def test_drive_without_test_labels(tmp_path, rng):
 HRF_SETS = {'healthy': 'h', 'glaucoma': 'g', 'diabetic_retinopathy': 'dr'}
 
 def test_hrf(tmp_path, rng):
-    "Six flat zips of 15 files each; the sorted first 5 of each go to training. Tracings here are RGB TIFFs whose"
-    "channels differ, so that the test sees the blue one (OpenCV's channel 0) taken."
+    """Six flat zips of 15 files each; the sorted first 5 of each go to training. Tracings here are RGB TIFFs whose
+    channels differ, so that the test sees the blue one (OpenCV's channel 0) taken."""
     arrays, paths = {}, []
     for s, tag in HRF_SETS.items():
         for m in ('', '_manualsegm'):
@@ -147,8 +147,8 @@ def test_stare(tmp_path, rng):
 
 
 def test_chase_db1(tmp_path, rng, monkeypatch):
-    "One flat zip of 84 files; the sorted first 60 (eyes 01L to 10R) train. Run without -o: data/CHASE_DB1 as mmseg."
-    "One photograph carries an EXIF orientation (rotate 90 degrees clockwise), which OpenCV applies."
+    """One flat zip of 84 files; the sorted first 60 (eyes 01L to 10R) train. Run without -o: data/CHASE_DB1 as mmseg.
+    One photograph carries an EXIF orientation (rotate 90 degrees clockwise), which OpenCV applies."""
     arrays = {}
     with zipfile.ZipFile(tmp_path / 'CHASEDB1.zip', 'w') as z:
         for n, i in enumerate(CHASE_IDS):
