@@ -8,10 +8,10 @@ import argparse, difflib, importlib, os, os.path as osp, sys, tarfile, zipfile
 from multiprocessing import Pool
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from ..errors import SegnbError
 from ..cli import ArgumentParser, report_errors
-from ..dist import show_progress
+
 
 # %% ../../nbs/15k_convert_dataset.ipynb #58b6b104
 _M = 'segnb.tools.converters.'
@@ -41,8 +41,8 @@ def converter_parser(name, description):
 # %% ../../nbs/15k_convert_dataset.ipynb #80c0f707
 def track_map(fn, items, nproc=1, desc=None):
     "`[fn(x) for x in items]`, in `nproc` processes when `nproc > 1`, with a progress bar (mmcv's `track_*progress`)."
-    items = list(items)
-    bar = dict(total=len(items), desc=desc, disable=not show_progress(), unit='file', leave=False)
+    items = list(items)   # the bar only in a terminal: a converter's lesson or log file gets the summary line alone
+    bar = dict(total=len(items), desc=desc, disable=not sys.stderr.isatty(), unit='file', leave=False)
     if nproc <= 1: return [fn(x) for x in tqdm(items, **bar)]
     with Pool(nproc) as pool: return list(tqdm(pool.imap(fn, items), **bar))
 
