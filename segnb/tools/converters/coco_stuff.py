@@ -4,7 +4,7 @@
 __all__ = ['logger', 'UNUSED_THING_IDS', 'COCO10K_TO_TRAIN', 'COCO164K_TO_TRAIN', 'LUT_10K', 'LUT_164K', 'lookup_table',
            'read_mat_labels', 'read_list', 'warn_count', 'convert_10k', 'main_10k', 'convert_164k', 'main_164k']
 
-# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #74982234
+# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #ba5cbf8b
 import logging, os, os.path as osp, shutil
 from functools import partial
 from glob import glob
@@ -15,12 +15,12 @@ from ..convert_dataset import converter_parser, existing, save_png, track_map
 
 logger = logging.getLogger('segnb')
 
-# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #da9c96a7
+# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #0c4f61da
 UNUSED_THING_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91)   # COCO's thing ids (1-based) that were never used
 COCO10K_TO_TRAIN = {c: t for t, c in enumerate(c for c in range(183) if c not in UNUSED_THING_IDS)}
 COCO164K_TO_TRAIN = {**{c: t for t, c in enumerate(c for c in range(182) if c + 1 not in UNUSED_THING_IDS)}, 255: 255}
 
-# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #890280c8
+# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #966faec8
 def lookup_table(table):
     "A 256-entry uint8 array sending each key of `table` to its value and every other byte to itself."
     lut = np.arange(256, dtype=np.uint8)
@@ -29,13 +29,15 @@ def lookup_table(table):
 
 LUT_10K, LUT_164K = lookup_table(COCO10K_TO_TRAIN), lookup_table(COCO164K_TO_TRAIN)
 
-# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #91b18741
+# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #cd7be7ba
 def read_mat_labels(path):
     "The label array `S` of a COCO-Stuff 10k .mat file, as uint8."
-    try: from scipy.io import loadmat
+    try:
+        from scipy.io import loadmat
+        from scipy.io.matlab import MatReadError
     except ImportError as e: raise SegnbError('coco_stuff10k reads MATLAB .mat files with scipy, which is not installed: pip install scipy') from e
     try: mat = loadmat(existing(path, 'annotation'))
-    except (ValueError, TypeError, OSError) as e: raise SegnbError(f'{path}: not a readable .mat file ({e})') from e
+    except (MatReadError, ValueError, TypeError, OSError) as e: raise SegnbError(f'{path}: not a readable .mat file ({e})') from e
     if 'S' not in mat: raise SegnbError(f'{path}: has no label array S')
     return mat['S'].astype(np.uint8)
 
@@ -47,7 +49,7 @@ def warn_count(name, found, expected, what='images'):
     "Warn when a release has not the number of files it should (mmseg asserts it)."
     if found != expected: logger.warning('%s: %d %s found, the full release has %d; converting those', name, found, what, expected)
 
-# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #ab3781ca
+# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #6487ad02
 def convert_10k(item, coco_path, out_dir):
     "Copy one image of COCO-Stuff 10k into `images/<split>` and write its train-id labels; `item` is `(name, split)`."
     name, split = item
@@ -76,7 +78,7 @@ def main_10k(argv=None):
     print(f'coco_stuff10k: {counts["train2014"]} train and {counts["test2014"]} test images and label maps in {out_dir}/{{images,annotations}}')
     return dict(counts, out_dir=out_dir)
 
-# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #e5225bf7
+# %% ../../../nbs/15kd_convert_coco_stuff.ipynb #6527190c
 def convert_164k(item, out_dir):
     "Write one COCO-Stuff 164k label map in train ids as `annotations/<split>/<stem>_labelTrainIds.png`; `item` is `(path, split)`."
     path, split = item
