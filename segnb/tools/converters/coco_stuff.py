@@ -2,7 +2,8 @@
 
 # %% auto #0
 __all__ = ['logger', 'UNUSED_THING_IDS', 'COCO10K_TO_TRAIN', 'COCO164K_TO_TRAIN', 'LUT_10K', 'LUT_164K', 'lookup_table',
-           'read_mat_labels', 'read_list', 'warn_count', 'convert_10k', 'main_10k', 'convert_164k', 'main_164k']
+           'read_mat_labels', 'read_list', 'stuff_parser', 'warn_count', 'convert_10k', 'main_10k', 'convert_164k',
+           'main_164k']
 
 # %% ../../../nbs/15kd_convert_coco_stuff.ipynb #ba5cbf8b
 import logging, os, os.path as osp, shutil
@@ -45,6 +46,14 @@ def read_list(path):
     "The names of an image list, one a line (blank lines skipped)."
     with open(existing(path, 'image list')) as f: return [line.strip() for line in f if line.strip()]
 
+def stuff_parser(name, release, help_path):
+    "The parser of a COCO-Stuff converter: mmseg's `coco_path`, `-o/--out_dir` and `--nproc`."
+    p = converter_parser(name, f'Convert COCO Stuff {release} annotations to mmsegmentation format')
+    p.add_argument('coco_path', help=f'coco stuff path ({help_path})')
+    p.add_argument('-o', '--out_dir', help='output path (default: coco_path)')
+    p.add_argument('--nproc', default=16, type=int, help='number of process')
+    return p
+
 def warn_count(name, found, expected, what='images'):
     "Warn when a release has not the number of files it should (mmseg asserts it)."
     if found != expected: logger.warning('%s: %d %s found, the full release has %d; converting those', name, found, what, expected)
@@ -61,11 +70,7 @@ def convert_10k(item, coco_path, out_dir):
 
 def main_10k(argv=None):
     "`coco_stuff10k COCO_PATH [-o OUT_DIR] [--nproc N]`: the .mat labels to train-id PNGs, images into split folders."
-    p = converter_parser('coco_stuff10k', 'Convert COCO Stuff 10k annotations to mmsegmentation format')
-    p.add_argument('coco_path', help='coco stuff path (the unpacked cocostuff-10k-v1.1.zip)')
-    p.add_argument('-o', '--out_dir', help='output path (default: coco_path)')
-    p.add_argument('--nproc', default=16, type=int, help='number of process')
-    args = p.parse_args(argv)
+    args = stuff_parser('coco_stuff10k', '10k', 'the unpacked cocostuff-10k-v1.1.zip').parse_args(argv)
     for sub in ('images', 'annotations'): existing(osp.join(args.coco_path, sub), 'coco_path: the folder')
     lists = {s: read_list(osp.join(args.coco_path, 'imageLists', f'{l}.txt')) for s, l in (('train2014', 'train'), ('test2014', 'test'))}
     warn_count('coco_stuff10k', sum(map(len, lists.values())), 10000)
@@ -90,11 +95,7 @@ def convert_164k(item, out_dir):
 
 def main_164k(argv=None):
     "`coco_stuff164k COCO_PATH [-o OUT_DIR] [--nproc N]`: stuffthingmaps PNGs to `*_labelTrainIds.png`, as mmseg."
-    p = converter_parser('coco_stuff164k', 'Convert COCO Stuff 164k annotations to mmsegmentation format')
-    p.add_argument('coco_path', help='coco stuff path (images/ and annotations/ of train2017 and val2017)')
-    p.add_argument('-o', '--out_dir', help='output path (default: coco_path)')
-    p.add_argument('--nproc', default=16, type=int, help='number of process')
-    args = p.parse_args(argv)
+    args = stuff_parser('coco_stuff164k', '164k', 'images/ and annotations/ of train2017 and val2017').parse_args(argv)
     dirs = {s: existing(osp.join(args.coco_path, 'annotations', s), 'coco_path: the folder') for s in ('train2017', 'val2017')}
     files = {s: sorted(f for f in glob(osp.join(d, '*.png')) if '_labelTrainIds' not in osp.basename(f)) for s, d in dirs.items()}
     warn_count('coco_stuff164k', sum(map(len, files.values())), 123287, 'label maps')
