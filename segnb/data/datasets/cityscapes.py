@@ -8,10 +8,11 @@ __all__ = ['CityscapesDataset']
 # %% ../../../nbs/03j_data_cityscapes.ipynb #65d30574
 from ...registry import DATASETS
 from .custom import CustomDataset
+from .cityscapes_eval import CityscapesEval
 
 @DATASETS.register_module()
-class CityscapesDataset(CustomDataset):
-    "Cityscapes: `leftImg8bit/<split>/<city>/*_leftImg8bit.png`, `gtFine/<split>/<city>/*_gtFine_labelTrainIds.png`."
+class CityscapesDataset(CityscapesEval, CustomDataset):
+    "Cityscapes: `leftImg8bit/<split>/<city>/*_leftImg8bit.png`, `gtFine/.../*_gtFine_labelTrainIds.png`, with `CityscapesEval`'s format and metric."
     CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign', 'vegetation',
                'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle')
     PALETTE = [[128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156], [190, 153, 153], [153, 153, 153],
