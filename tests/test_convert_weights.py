@@ -6,10 +6,11 @@ releases name them; the same file builds those sources here (it needs torch only
 import contextlib, errno, gzip, importlib.util, io, json, os, re, subprocess, sys
 from collections import OrderedDict
 from pathlib import Path
+import numpy as np
 import pytest, torch
 import segnb.checkpoint
 from segnb.models import build_backbone
-from segnb.tools.convert_weights import CONVERTERS, convert_state_dict, main
+from segnb.tools.convert_weights import CONVERTERS, main
 
 HERE = Path(__file__).parent / 'fixtures' / 'converters'
 _spec = importlib.util.spec_from_file_location('make_weights_fixtures', HERE / 'make_weights_fixtures.py')
@@ -17,7 +18,7 @@ gen = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(gen)
 
 CASES = {  # fixture: (converter, its extra argument)
     'vit': ('vit', None), 'swin': ('swin', None), 'mit': ('mit', None), 'beit': ('beit', None),
-    'twins_pcpvt': ('twins', 'pcpvt'), 'twins_svt': ('twins', 'svt'), 'stdc_STDC1': ('stdc', 'STDC1'), 'stdc_STDC2': ('stdc', 'STDC2'),
+    'vitjax': ('vitjax', None), 'twins_pcpvt': ('twins', 'pcpvt'), 'twins_svt': ('twins', 'svt'), 'stdc_STDC1': ('stdc', 'STDC1'), 'stdc_STDC2': ('stdc', 'STDC2'),
 }
 STDC = dict(type='STDCNet', in_channels=3, channels=(4, 8, 16, 32, 64), bottleneck_type='cat', norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'))
 TWINS = dict(embed_dims=[8, 16], patch_sizes=[4, 2], strides=[4, 2], num_heads=[1, 2], mlp_ratios=[2, 2], sr_ratios=[2, 1],
@@ -27,6 +28,7 @@ MODELS = {
     'vit': (dict(type='VisionTransformer', img_size=32, patch_size=8, embed_dims=16, num_layers=2, num_heads=2, final_norm=True), None, None),
     'swin': (dict(type='SwinTransformer', pretrain_img_size=32, embed_dims=8, depths=(2, 2), num_heads=(1, 2), strides=(4, 2),
                   window_size=2, out_indices=(0, 1)), r'norm[01]\.(weight|bias)', r'norm\.(weight|bias)|stages\.\d\.blocks\.1\.attn_mask'),
+    'vitjax': (dict(type='VisionTransformer', img_size=32, patch_size=8, embed_dims=16, num_layers=2, num_heads=2, final_norm=True), None, None),
     'mit': (dict(type='MixVisionTransformer', embed_dims=8, num_stages=2, num_layers=[1, 1], num_heads=[1, 2], patch_sizes=[7, 3],
                  strides=[4, 2], sr_ratios=[2, 1], out_indices=(0, 1)), None, None),
     'beit': (dict(type='BEiT', img_size=32, patch_size=8, embed_dims=16, num_layers=2, num_heads=2), None, r'(fc_norm|head)\.(weight|bias)'),
@@ -41,8 +43,7 @@ def fixture(case):
 
 def converted(case):
     name, extra = CASES[case]
-    rules = CONVERTERS[name][0]
-    return convert_state_dict(gen.source_state_dict(case), rules(extra) if extra else rules())
+    return CONVERTERS[name][0](gen.source_state_dict(case), extra)
 
 @pytest.mark.parametrize('case', CASES)
 def test_same_keys_shapes_values_as_mmseg(case):
@@ -124,3 +125,14 @@ def test_runs_as_a_module(tmp_path):
                         str(tmp_path / 'mit.pth')], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert gen.describe(torch.load(tmp_path / 'mit.pth', weights_only=True)) == fixture('mit')['converted']
+
+def test_vitjax_reads_npz(tmp_path, capsys):
+    np.savez(tmp_path / 'ViT-T_8.npz', **{k: v.numpy() for k, v in gen.source_state_dict('vitjax').items()})
+    main(['vitjax', str(tmp_path / 'ViT-T_8.npz'), str(tmp_path / 'vit_jax.pth')])
+    assert gen.describe(torch.load(tmp_path / 'vit_jax.pth', weights_only=True)) == fixture('vitjax')['converted']
+    (tmp_path / 'broken.npz').write_bytes(b'PK not really')
+    code, line = _fails(['vitjax', str(tmp_path / 'broken.npz'), str(tmp_path / 'x.pth')], capsys)
+    assert code == 1 and line.startswith(f'segnb: error: {tmp_path}/broken.npz: not a readable .npz file')
+    np.savez(tmp_path / 'partial.npz', cls=np.zeros((1, 1, 4), np.float32))
+    code, line = _fails(['vitjax', str(tmp_path / 'partial.npz'), str(tmp_path / 'x.pth')], capsys)
+    assert line == f'segnb: error: {tmp_path}/partial.npz: no embedding/kernel in it: not a jax ViT'
