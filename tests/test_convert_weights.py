@@ -136,3 +136,9 @@ def test_vitjax_reads_npz(tmp_path, capsys):
     np.savez(tmp_path / 'partial.npz', cls=np.zeros((1, 1, 4), np.float32))
     code, line = _fails(['vitjax', str(tmp_path / 'partial.npz'), str(tmp_path / 'x.pth')], capsys)
     assert line == f'segnb: error: {tmp_path}/partial.npz: no embedding/kernel in it: not a jax ViT'
+
+def test_stdc_seg_model_converts_as_its_backbone(tmp_path):
+    "A whole STDC-Seg model keeps the backbone under `cp.backbone.` (mmseg's script fails there); it converts as the backbone."
+    src = gen.source_state_dict('stdc_STDC1')
+    whole = OrderedDict([('cp.arm16.conv.conv.weight', torch.zeros(1))] + [(f'cp.backbone.{k}', v) for k, v in src.items()])
+    assert gen.describe(CONVERTERS['stdc'][0](whole, 'STDC1')) == fixture('stdc_STDC1')['converted']

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['PATCH_PROJ', 'VIT_MLP', 'VITJAX_STEM', 'VITJAX_BLOCK', 'CONVERTERS', 'Rules', 'rename', 'convert_state_dict',
            'join_kv', 'as_1x1', 'unfold_order', 'stage', 'vit_rules', 'beit_rules', 'swin_rules', 'mit_rules',
-           'twins_rules', 'stdc_stage_names', 'stdc_rules', 'qkv_weight', 'qkv_bias', 'vitjax_layers', 'convert_vitjax',
-           'read_npz', 'source_state_dict', 'read_source', 'convert_file', 'convert_parser', 'main']
+           'twins_rules', 'stdc_stage_names', 'stdc_rules', 'transposed', 'qkv_weight', 'qkv_bias', 'vitjax_layers',
+           'convert_vitjax', 'read_npz', 'source_state_dict', 'read_source', 'convert_file', 'convert_parser', 'main']
 
-# %% ../../nbs/15l_convert_weights.ipynb #41c2f1ba
+# %% ../../nbs/15l_convert_weights.ipynb #5b848518
 import os, os.path as osp, re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ from ..checkpoint import atomic_save, state_dict_of
 from ..hub import read_checkpoint_any
 from ..models.backbones.stdc import STDCNet
 
-# %% ../../nbs/15l_convert_weights.ipynb #83054f96
+# %% ../../nbs/15l_convert_weights.ipynb #bca05649
 @dataclass
 class Rules:
     "How one family's official key names become mmseg's: regex renames applied in order, keys left out, value fixes."
@@ -44,7 +44,7 @@ def convert_state_dict(sd, rules):
         out[rename(k, rules.renames)] = v
     return out
 
-# %% ../../nbs/15l_convert_weights.ipynb #07240fb9
+# %% ../../nbs/15l_convert_weights.ipynb #b13a8d3e
 def join_kv(v, k, sd):
     "The query weight (or bias) `v` stacked on its key-value partner: one `in_proj` of `nn.MultiheadAttention`."
     kv = k.replace('attn.q.', 'attn.kv.')
@@ -55,7 +55,7 @@ def as_1x1(v, k=None, sd=None):
     "A linear layer's weight as the weight of a 1x1 convolution."
     return v.reshape(*v.shape, 1, 1)
 
-# %% ../../nbs/15l_convert_weights.ipynb #fa831592
+# %% ../../nbs/15l_convert_weights.ipynb #53e619e6
 def unfold_order(v, k=None, sd=None):
     "Swin's merged channels (last axis) from the official concat order (4 blocks of C) to `nn.Unfold`'s (C groups of 4)."
     return v.reshape(*v.shape[:-1], 4, v.shape[-1] // 4)[..., [0, 2, 1, 3], :].transpose(-1, -2).reshape(v.shape)
@@ -64,7 +64,7 @@ def stage(fmt):
     "A replacement for `re.sub` that puts group 1, a 1-based stage number, into `fmt` as mmseg's 0-based one."
     return lambda m: fmt.format(int(m[1]) - 1)
 
-# %% ../../nbs/15l_convert_weights.ipynb #090b8814
+# %% ../../nbs/15l_convert_weights.ipynb #6f8a5968
 PATCH_PROJ = (r'^patch_embed\.proj\.', 'patch_embed.projection.')
 VIT_MLP = [(r'^(blocks\.\d+\.)norm', r'\1ln'), (r'^(blocks\.\d+\.)mlp\.fc1\.', r'\1ffn.layers.0.0.'),
            (r'^(blocks\.\d+\.)mlp\.fc2\.', r'\1ffn.layers.1.')]
@@ -79,7 +79,7 @@ def beit_rules():
     "microsoft/unilm's BEiT -> mmseg's `BEiT` (beit2mmseg.py)."
     return Rules(renames=[PATCH_PROJ, *VIT_MLP, (r'^blocks\.', 'layers.')])
 
-# %% ../../nbs/15l_convert_weights.ipynb #a437157e
+# %% ../../nbs/15l_convert_weights.ipynb #3dfb9c48
 def swin_rules():
     "microsoft/Swin-Transformer -> mmseg's `SwinTransformer` (swin2mmseg.py)."
     b = r'^(layers\.\d+\.blocks\.\d+\.)'
@@ -98,7 +98,7 @@ def mit_rules():
                           (b + r'mlp\.fc1\.', r'\1ffn.layers.0.'), (b + r'mlp\.dwconv\.dwconv\.', r'\1ffn.layers.1.'),
                           (b + r'mlp\.fc2\.', r'\1ffn.layers.4.')])
 
-# %% ../../nbs/15l_convert_weights.ipynb #b51b17c8
+# %% ../../nbs/15l_convert_weights.ipynb #2cd23d82
 def twins_rules(model):
     "Meituan-AutoML's Twins -> mmseg's `PCPVT` (`model='pcpvt'`) or `SVT` (`'svt'`) (twins2mmseg.py)."
     gsa = r'^(blocks\.\d+\.\d+\.)' if model == 'pcpvt' else r'^(blocks\.\d+\.\d*[13579]\.)'
@@ -108,7 +108,7 @@ def twins_rules(model):
                           (gsa + r'attn\.proj\.', r'\1attn.attn.out_proj.'), (r'^blocks\.', 'layers.'),
                           (r'^pos_block\.', 'position_encodings.'), (r'^(position_encodings\.\d+\.proj\.)0\.', r'\1')])
 
-# %% ../../nbs/15l_convert_weights.ipynb #9bcf7232
+# %% ../../nbs/15l_convert_weights.ipynb #0543f959
 def stdc_stage_names(stdc_type):
     "mmseg's `stages.*` name of each official `features.N`: the two convs, then one name per STDC module of each stage."
     blocks = STDCNet.arch_settings['STDCNet' + stdc_type.removeprefix('STDC')]
@@ -121,11 +121,11 @@ def stdc_rules(stdc_type):
         if int(m[1]) >= len(names): raise SegnbError(f'features.{m[1]}: {stdc_type} has features 0 to {len(names) - 1} only')
         return f'stages.{names[int(m[1])]}.'
     return Rules(keep=r'features\.|conv_list|avd_layer\.',
-                 renames=[(r'cp\.', ''), (r'^features\.(\d+)\.', feature), (r'conv_list', 'layers'),
+                 renames=[(r'^cp\.backbone\.', ''), (r'cp\.', ''), (r'^features\.(\d+)\.', feature), (r'conv_list', 'layers'),
                           (r'avd_layer\.0', 'downsample.conv'), (r'avd_layer\.1', 'downsample.bn')])
 
-# %% ../../nbs/15l_convert_weights.ipynb #3dae22cf
-def _t(w): return w.flatten(1).T if w.dim() > 2 else w.T
+# %% ../../nbs/15l_convert_weights.ipynb #1dc56df7
+def transposed(w): "A flax `(in, out)` kernel as a torch `(out, in)` weight."; return w.T
 def qkv_weight(q, k, v): "Three `(dims, heads, head dims)` kernels as one `(3 dims, dims)` in_proj weight."; return torch.stack([q, k, v], 1).flatten(1).T
 def qkv_bias(q, k, v): "Three `(heads, head dims)` biases as one in_proj bias."; return torch.stack([q, k, v]).flatten()
 
@@ -141,10 +141,10 @@ VITJAX_BLOCK = [  # the same for `layers.N.` from `Transformer/encoderblock_N/`
     ('attn.attn.in_proj_bias', [f'{_ATT}{n}/bias' for n in ('query', 'key', 'value')], qkv_bias),
     ('attn.attn.out_proj.weight', [f'{_ATT}out/kernel'], lambda w: w.flatten(0, 1).T), ('attn.attn.out_proj.bias', [f'{_ATT}out/bias'], None),
     ('ln2.weight', ['LayerNorm_2/scale'], None), ('ln2.bias', ['LayerNorm_2/bias'], None),
-    ('ffn.layers.0.0.weight', ['MlpBlock_3/Dense_0/kernel'], _t), ('ffn.layers.0.0.bias', ['MlpBlock_3/Dense_0/bias'], None),
-    ('ffn.layers.1.weight', ['MlpBlock_3/Dense_1/kernel'], _t), ('ffn.layers.1.bias', ['MlpBlock_3/Dense_1/bias'], None)]
+    ('ffn.layers.0.0.weight', ['MlpBlock_3/Dense_0/kernel'], transposed), ('ffn.layers.0.0.bias', ['MlpBlock_3/Dense_0/bias'], None),
+    ('ffn.layers.1.weight', ['MlpBlock_3/Dense_1/kernel'], transposed), ('ffn.layers.1.bias', ['MlpBlock_3/Dense_1/bias'], None)]
 
-# %% ../../nbs/15l_convert_weights.ipynb #be1d7ad4
+# %% ../../nbs/15l_convert_weights.ipynb #f952638d
 def _made(w, names, how, prefix=''):
     "The tensor made by `how` of the jax tensors `prefix + names` of `w`."
     missing = [prefix + n for n in names if prefix + n not in w]
@@ -163,7 +163,7 @@ def convert_vitjax(w, extra=None):
         out.update((f'layers.{i}.{k}', _made(w, names, how, f'Transformer/encoderblock_{i}/')) for k, names, how in VITJAX_BLOCK)
     return out
 
-# %% ../../nbs/15l_convert_weights.ipynb #f2195969
+# %% ../../nbs/15l_convert_weights.ipynb #41c759ad
 def read_npz(filename):
     "The arrays of the `.npz` file `filename` as tensors; a `SegnbError` naming the file if it is missing or unreadable."
     if not osp.isfile(filename): raise SegnbError(f'checkpoint not found: {filename}')
@@ -172,7 +172,7 @@ def read_npz(filename):
     if not isinstance(z, np.lib.npyio.NpzFile): raise SegnbError(f'{filename}: a single array, not an .npz archive of weights')
     with z: return OrderedDict((k, torch.from_numpy(z[k])) for k in z.files)
 
-# %% ../../nbs/15l_convert_weights.ipynb #f61cd8d1
+# %% ../../nbs/15l_convert_weights.ipynb #63b23774
 CONVERTERS = {  # name: (convert(state_dict, extra), the extra argument of mmseg's script: (name, choices, help), what it converts)
     'vit': (lambda sd, _: convert_state_dict(sd, vit_rules()), None, 'timm pretrained vit models'),
     'swin': (lambda sd, _: convert_state_dict(sd, swin_rules()), None, 'official pretrained swin models'),
@@ -205,7 +205,7 @@ def convert_file(name, src, dst, extra=None):
     atomic_save(out, dst)
     return out
 
-# %% ../../nbs/15l_convert_weights.ipynb #8bcc76d5
+# %% ../../nbs/15l_convert_weights.ipynb #67a6d886
 def convert_parser():
     "The parser of `python -m segnb.tools.convert_weights NAME SRC DST [MODEL|TYPE]`: one sub-command per family."
     p = ArgumentParser(prog='python -m segnb.tools.convert_weights',
@@ -228,6 +228,6 @@ def main(argv=None):
     print(f'{args.dst}: {len(out)} tensors')
     return out
 
-# %% ../../nbs/15l_convert_weights.ipynb #8364a65a
+# %% ../../nbs/15l_convert_weights.ipynb #bfc06e3f
 if __name__ == '__main__' and 'get_ipython' not in globals():
     main()
