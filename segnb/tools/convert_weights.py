@@ -8,7 +8,7 @@ __all__ = ['PATCH_PROJ', 'VIT_MLP', 'VITJAX_STEM', 'VITJAX_BLOCK', 'CONVERTERS',
            'twins_rules', 'stdc_stage_names', 'stdc_rules', 'transposed', 'qkv_weight', 'qkv_bias', 'vitjax_layers',
            'convert_vitjax', 'read_npz', 'source_state_dict', 'read_source', 'convert_file', 'convert_parser', 'main']
 
-# %% ../../nbs/15l_convert_weights.ipynb #5b848518
+# %% ../../nbs/15l_convert_weights.ipynb #a824acdd
 import os, os.path as osp, re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ from ..checkpoint import atomic_save, state_dict_of
 from ..hub import read_checkpoint_any
 from ..models.backbones.stdc import STDCNet
 
-# %% ../../nbs/15l_convert_weights.ipynb #bca05649
+# %% ../../nbs/15l_convert_weights.ipynb #b3ed421e
 @dataclass
 class Rules:
     "How one family's official key names become mmseg's: regex renames applied in order, keys left out, value fixes."
@@ -44,7 +44,7 @@ def convert_state_dict(sd, rules):
         out[rename(k, rules.renames)] = v
     return out
 
-# %% ../../nbs/15l_convert_weights.ipynb #b13a8d3e
+# %% ../../nbs/15l_convert_weights.ipynb #8e7936ac
 def join_kv(v, k, sd):
     "The query weight (or bias) `v` stacked on its key-value partner: one `in_proj` of `nn.MultiheadAttention`."
     kv = k.replace('attn.q.', 'attn.kv.')
@@ -55,7 +55,7 @@ def as_1x1(v, k=None, sd=None):
     "A linear layer's weight as the weight of a 1x1 convolution."
     return v.reshape(*v.shape, 1, 1)
 
-# %% ../../nbs/15l_convert_weights.ipynb #53e619e6
+# %% ../../nbs/15l_convert_weights.ipynb #cb47aecd
 def unfold_order(v, k=None, sd=None):
     "Swin's merged channels (last axis) from the official concat order (4 blocks of C) to `nn.Unfold`'s (C groups of 4)."
     return v.reshape(*v.shape[:-1], 4, v.shape[-1] // 4)[..., [0, 2, 1, 3], :].transpose(-1, -2).reshape(v.shape)
@@ -64,7 +64,7 @@ def stage(fmt):
     "A replacement for `re.sub` that puts group 1, a 1-based stage number, into `fmt` as mmseg's 0-based one."
     return lambda m: fmt.format(int(m[1]) - 1)
 
-# %% ../../nbs/15l_convert_weights.ipynb #6f8a5968
+# %% ../../nbs/15l_convert_weights.ipynb #df540660
 PATCH_PROJ = (r'^patch_embed\.proj\.', 'patch_embed.projection.')
 VIT_MLP = [(r'^(blocks\.\d+\.)norm', r'\1ln'), (r'^(blocks\.\d+\.)mlp\.fc1\.', r'\1ffn.layers.0.0.'),
            (r'^(blocks\.\d+\.)mlp\.fc2\.', r'\1ffn.layers.1.')]
@@ -79,7 +79,7 @@ def beit_rules():
     "microsoft/unilm's BEiT -> mmseg's `BEiT` (beit2mmseg.py)."
     return Rules(renames=[PATCH_PROJ, *VIT_MLP, (r'^blocks\.', 'layers.')])
 
-# %% ../../nbs/15l_convert_weights.ipynb #3dfb9c48
+# %% ../../nbs/15l_convert_weights.ipynb #208993a3
 def swin_rules():
     "microsoft/Swin-Transformer -> mmseg's `SwinTransformer` (swin2mmseg.py)."
     b = r'^(layers\.\d+\.blocks\.\d+\.)'
@@ -98,7 +98,7 @@ def mit_rules():
                           (b + r'mlp\.fc1\.', r'\1ffn.layers.0.'), (b + r'mlp\.dwconv\.dwconv\.', r'\1ffn.layers.1.'),
                           (b + r'mlp\.fc2\.', r'\1ffn.layers.4.')])
 
-# %% ../../nbs/15l_convert_weights.ipynb #2cd23d82
+# %% ../../nbs/15l_convert_weights.ipynb #4e1f559e
 def twins_rules(model):
     "Meituan-AutoML's Twins -> mmseg's `PCPVT` (`model='pcpvt'`) or `SVT` (`'svt'`) (twins2mmseg.py)."
     gsa = r'^(blocks\.\d+\.\d+\.)' if model == 'pcpvt' else r'^(blocks\.\d+\.\d*[13579]\.)'
@@ -108,7 +108,7 @@ def twins_rules(model):
                           (gsa + r'attn\.proj\.', r'\1attn.attn.out_proj.'), (r'^blocks\.', 'layers.'),
                           (r'^pos_block\.', 'position_encodings.'), (r'^(position_encodings\.\d+\.proj\.)0\.', r'\1')])
 
-# %% ../../nbs/15l_convert_weights.ipynb #0543f959
+# %% ../../nbs/15l_convert_weights.ipynb #de820664
 def stdc_stage_names(stdc_type):
     "mmseg's `stages.*` name of each official `features.N`: the two convs, then one name per STDC module of each stage."
     blocks = STDCNet.arch_settings['STDCNet' + stdc_type.removeprefix('STDC')]
@@ -124,7 +124,7 @@ def stdc_rules(stdc_type):
                  renames=[(r'^cp\.backbone\.', ''), (r'cp\.', ''), (r'^features\.(\d+)\.', feature), (r'conv_list', 'layers'),
                           (r'avd_layer\.0', 'downsample.conv'), (r'avd_layer\.1', 'downsample.bn')])
 
-# %% ../../nbs/15l_convert_weights.ipynb #1dc56df7
+# %% ../../nbs/15l_convert_weights.ipynb #103bdcd3
 def transposed(w): "A flax `(in, out)` kernel as a torch `(out, in)` weight."; return w.T
 def qkv_weight(q, k, v): "Three `(dims, heads, head dims)` kernels as one `(3 dims, dims)` in_proj weight."; return torch.stack([q, k, v], 1).flatten(1).T
 def qkv_bias(q, k, v): "Three `(heads, head dims)` biases as one in_proj bias."; return torch.stack([q, k, v]).flatten()
@@ -144,7 +144,7 @@ VITJAX_BLOCK = [  # the same for `layers.N.` from `Transformer/encoderblock_N/`
     ('ffn.layers.0.0.weight', ['MlpBlock_3/Dense_0/kernel'], transposed), ('ffn.layers.0.0.bias', ['MlpBlock_3/Dense_0/bias'], None),
     ('ffn.layers.1.weight', ['MlpBlock_3/Dense_1/kernel'], transposed), ('ffn.layers.1.bias', ['MlpBlock_3/Dense_1/bias'], None)]
 
-# %% ../../nbs/15l_convert_weights.ipynb #f952638d
+# %% ../../nbs/15l_convert_weights.ipynb #25184ea4
 def _made(w, names, how, prefix=''):
     "The tensor made by `how` of the jax tensors `prefix + names` of `w`."
     missing = [prefix + n for n in names if prefix + n not in w]
@@ -163,7 +163,7 @@ def convert_vitjax(w, extra=None):
         out.update((f'layers.{i}.{k}', _made(w, names, how, f'Transformer/encoderblock_{i}/')) for k, names, how in VITJAX_BLOCK)
     return out
 
-# %% ../../nbs/15l_convert_weights.ipynb #41c759ad
+# %% ../../nbs/15l_convert_weights.ipynb #734ac089
 def read_npz(filename):
     "The arrays of the `.npz` file `filename` as tensors; a `SegnbError` naming the file if it is missing or unreadable."
     if not osp.isfile(filename): raise SegnbError(f'checkpoint not found: {filename}')
@@ -172,7 +172,7 @@ def read_npz(filename):
     if not isinstance(z, np.lib.npyio.NpzFile): raise SegnbError(f'{filename}: a single array, not an .npz archive of weights')
     with z: return OrderedDict((k, torch.from_numpy(z[k])) for k in z.files)
 
-# %% ../../nbs/15l_convert_weights.ipynb #63b23774
+# %% ../../nbs/15l_convert_weights.ipynb #cf655a16
 CONVERTERS = {  # name: (convert(state_dict, extra), the extra argument of mmseg's script: (name, choices, help), what it converts)
     'vit': (lambda sd, _: convert_state_dict(sd, vit_rules()), None, 'timm pretrained vit models'),
     'swin': (lambda sd, _: convert_state_dict(sd, swin_rules()), None, 'official pretrained swin models'),
@@ -205,7 +205,7 @@ def convert_file(name, src, dst, extra=None):
     atomic_save(out, dst)
     return out
 
-# %% ../../nbs/15l_convert_weights.ipynb #67a6d886
+# %% ../../nbs/15l_convert_weights.ipynb #6522dddf
 def convert_parser():
     "The parser of `python -m segnb.tools.convert_weights NAME SRC DST [MODEL|TYPE]`: one sub-command per family."
     p = ArgumentParser(prog='python -m segnb.tools.convert_weights',
@@ -228,6 +228,6 @@ def main(argv=None):
     print(f'{args.dst}: {len(out)} tensors')
     return out
 
-# %% ../../nbs/15l_convert_weights.ipynb #bfc06e3f
+# %% ../../nbs/15l_convert_weights.ipynb #a7d0953e
 if __name__ == '__main__' and 'get_ipython' not in globals():
     main()
