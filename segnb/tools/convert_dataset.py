@@ -5,7 +5,7 @@ __all__ = ['CONVERTERS', 'converter', 'converter_parser', 'track_map', 'existing
 
 # %% ../../nbs/15k_convert_dataset.ipynb #50c42692
 import argparse, difflib, importlib, os, os.path as osp, sys, tarfile, zipfile
-from multiprocessing import Pool
+from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -44,7 +44,9 @@ def track_map(fn, items, nproc=1, desc=None):
     items = list(items)   # the bar only in a terminal: a converter's lesson or log file gets the summary line alone
     bar = dict(total=len(items), desc=desc, disable=not sys.stderr.isatty(), unit='file', leave=False)
     if nproc <= 1: return [fn(x) for x in tqdm(items, **bar)]
-    with Pool(nproc) as pool: return list(tqdm(pool.imap(fn, items), **bar))
+    with ProcessPoolExecutor(nproc) as pool:   # not multiprocessing.Pool, whose exit can hang after a task raised
+        try: return list(tqdm(pool.map(fn, items), **bar))
+        except BaseException: pool.shutdown(cancel_futures=True); raise
 
 def existing(path, what):
     "`path`, after checking that it exists; else a one-line error naming `what` and the path."
