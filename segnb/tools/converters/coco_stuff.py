@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['UNUSED_THING_IDS', 'COCO10K_TO_TRAIN', 'COCO164K_TO_TRAIN', 'LUT_10K', 'LUT_164K', 'lookup_table', 'read_mat_labels',
-           'read_list', 'stuff_parser', 'warn_count', 'convert_10k', 'main_10k', 'convert_164k', 'main_164k']
+           'stuff_parser', 'warn_count', 'convert_10k', 'main_10k', 'convert_164k', 'main_164k']
 
 # %% ../../../nbs/15kd_convert_coco_stuff.ipynb #ba5cbf8b
 import os, os.path as osp, shutil
@@ -11,7 +11,7 @@ from glob import glob
 import numpy as np
 from PIL import Image
 from ...errors import SegnbError
-from ..convert_dataset import converter_parser, existing, save_png, track_map, warn
+from ..convert_dataset import converter_parser, existing, read_names, save_png, scipy_loadmat, track_map, warn
 
 # %% ../../../nbs/15kd_convert_coco_stuff.ipynb #0c4f61da
 UNUSED_THING_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91)   # COCO's thing ids (1-based) that were never used
@@ -30,18 +30,12 @@ LUT_10K, LUT_164K = lookup_table(COCO10K_TO_TRAIN), lookup_table(COCO164K_TO_TRA
 # %% ../../../nbs/15kd_convert_coco_stuff.ipynb #cd7be7ba
 def read_mat_labels(path):
     "The label array `S` of a COCO-Stuff 10k .mat file, as uint8."
-    try:
-        from scipy.io import loadmat
-        from scipy.io.matlab import MatReadError
-    except ImportError as e: raise SegnbError('coco_stuff10k reads MATLAB .mat files with scipy, which is not installed: pip install scipy') from e
+    loadmat = scipy_loadmat('coco_stuff10k')
+    from scipy.io.matlab import MatReadError
     try: mat = loadmat(existing(path, 'annotation'))
     except (MatReadError, ValueError, TypeError, OSError) as e: raise SegnbError(f'{path}: not a readable .mat file ({e})') from e
     if 'S' not in mat: raise SegnbError(f'{path}: has no label array S')
     return mat['S'].astype(np.uint8)
-
-def read_list(path):
-    "The names of an image list, one a line (blank lines skipped)."
-    with open(existing(path, 'image list')) as f: return [line.strip() for line in f if line.strip()]
 
 def stuff_parser(name, release, help_path):
     "The parser of a COCO-Stuff converter: mmseg's `coco_path`, `-o/--out_dir` and `--nproc`."
@@ -69,7 +63,7 @@ def main_10k(argv=None):
     "`coco_stuff10k COCO_PATH [-o OUT_DIR] [--nproc N]`: the .mat labels to train-id PNGs, images into split folders."
     args = stuff_parser('coco_stuff10k', '10k', 'the unpacked cocostuff-10k-v1.1.zip').parse_args(argv)
     for sub in ('images', 'annotations'): existing(osp.join(args.coco_path, sub), 'coco_path: the folder')
-    lists = {s: read_list(osp.join(args.coco_path, 'imageLists', f'{l}.txt')) for s, l in (('train2014', 'train'), ('test2014', 'test'))}
+    lists = {s: read_names(osp.join(args.coco_path, 'imageLists', f'{l}.txt'), 'image list') for s, l in (('train2014', 'train'), ('test2014', 'test'))}
     warn_count('coco_stuff10k', sum(map(len, lists.values())), 10000)
     out_dir = args.out_dir or args.coco_path
     for split in lists:

@@ -5,13 +5,14 @@ __all__ = ['ISAID_COLOURS', 'LABEL_SUFFIX', 'pad_to', 'isaid_boxes', 'isaid_labe
            'main']
 
 # %% ../../../nbs/15kh_convert_isaid.ipynb #c6060823
-import glob, os, os.path as osp, shutil, tempfile
+import glob, os, os.path as osp, tempfile
 from functools import partial
 import numpy as np
 from PIL import Image
 from ...errors import SegnbError
-from ..convert_dataset import converter_parser, track_map, existing, extract_archive, save_png
-from .isprs import window_spans, patch_boxes, read_rgb, save_patches
+from ..convert_dataset import converter_parser, track_map, existing, extract_archive, move_into, save_png
+from .isprs import window_spans, patch_boxes, save_patches
+from .retinal import read_rgb
 
 # %% ../../../nbs/15kh_convert_isaid.ipynb #d528f06f
 def pad_to(array, h, w, value):
@@ -76,10 +77,6 @@ def _unpack(folder, dest):
     for z in zips: extract_archive(z, dest)
     return sorted(glob.glob(osp.join(dest, 'images', '*.png')))
 
-def _move(src, dst_dir):
-    "Move one unpacked file into `dst_dir`; 1."
-    shutil.move(src, osp.join(dst_dir, osp.basename(src))); return 1
-
 # %% ../../../nbs/15kh_convert_isaid.ipynb #96f559bf
 def main(argv=None):
     "`python -m segnb.tools.convert_dataset isaid DIR`: mmseg 0.30's tools/convert_datasets/isaid.py."
@@ -93,8 +90,9 @@ def main(argv=None):
         for split in ('train', 'val', 'test'):
             dirs = {k: os.makedirs(osp.join(out_dir, k, split), exist_ok=True) or osp.join(out_dir, k, split) for k in ('img_dir', 'ann_dir')}
             imgs = _unpack(osp.join(a.dataset_path, split, 'images'), osp.join(tmp, split, 'img'))
-            job = partial(_move, dst_dir=dirs['img_dir']) if split == 'test' else partial(crop_image, dst_dir=dirs['img_dir'], patch_h=ph, patch_w=pw, overlap=overlap)
-            counts[f'img_dir/{split}'] = sum(track_map(job, imgs, desc=f'{split} images'))
+            job = partial(move_into, dst_dir=dirs['img_dir']) if split == 'test' else partial(crop_image, dst_dir=dirs['img_dir'], patch_h=ph, patch_w=pw, overlap=overlap)
+            done = track_map(job, imgs, desc=f'{split} images')   # test images are moved whole (paths), the others cut (counts)
+            counts[f'img_dir/{split}'] = len(done) if split == 'test' else sum(done)
             if split == 'test': continue
             labs = [p for p in _unpack(osp.join(a.dataset_path, split, 'Semantic_masks'), osp.join(tmp, split, 'lab')) if p.endswith(LABEL_SUFFIX)]
             job = partial(crop_label, dst_dir=dirs['ann_dir'], patch_h=ph, patch_w=pw, overlap=overlap)

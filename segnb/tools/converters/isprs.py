@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['ISPRS_COLOURS', 'POTSDAM_TRAIN', 'POTSDAM_VAL', 'VAIHINGEN_TRAIN', 'VAIHINGEN_VAL', 'window_spans', 'patch_boxes',
-           'isprs_window_count', 'isprs_boxes', 'isprs_labels', 'read_rgb', 'save_patches', 'clip_tile', 'potsdam_tile',
+           'isprs_window_count', 'isprs_boxes', 'isprs_labels', 'save_patches', 'clip_tile', 'potsdam_tile',
            'vaihingen_tile', 'potsdam_tifs', 'vaihingen_tifs', 'convert_isprs', 'main_potsdam', 'main_vaihingen']
 
 # %% ../../../nbs/15kg_convert_isprs.ipynb #a5fd6bd7
@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 from ...errors import SegnbError
 from ..convert_dataset import converter_parser, track_map, existing, extract_archive, save_png
+from .retinal import read_rgb
 
 # %% ../../../nbs/15kg_convert_isprs.ipynb #6b2cd974
 def window_spans(size, patch, step, n=None):
@@ -45,13 +46,6 @@ def isprs_labels(rgb):
     return out
 
 # %% ../../../nbs/15kg_convert_isprs.ipynb #e1055e2a
-def read_rgb(path):
-    "An image file as an (H, W, 3) uint8 RGB array, the pixels `mmcv.imread` gives (in BGR) for 8-bit images."
-    with Image.open(path) as im:
-        if im.mode not in ('RGB', 'RGBA', 'L', 'P'):
-            raise SegnbError(f'{path}: {im.mode} images are not supported; an 8-bit RGB image was expected')
-        return np.asarray(im.convert('RGB'))
-
 def save_patches(array, boxes, path_of, save=save_png):
     "Write `array[y0:y1, x0:x1]` of every box to `path_of(box)` with `save`; the paths written."
     return [save(array[y0:y1, x0:x1], path_of((x0, y0, x1, y1))) for x0, y0, x1, y1 in boxes]

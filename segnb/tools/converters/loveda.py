@@ -4,10 +4,10 @@
 __all__ = ['SPLITS', 'DOMAINS', 'loveda_moves', 'main']
 
 # %% ../../../nbs/15kf_convert_loveda.ipynb #b52adcf3
-import os, os.path as osp, shutil, tempfile
+import os, os.path as osp, tempfile
 from functools import partial
 from ...errors import SegnbError
-from ..convert_dataset import converter_parser, track_map, existing, extract_archive
+from ..convert_dataset import converter_parser, track_map, existing, extract_archive, move_into
 
 # %% ../../../nbs/15kf_convert_loveda.ipynb #78e03ea6
 SPLITS = ('Train', 'Val', 'Test')
@@ -20,10 +20,6 @@ def loveda_moves(unpacked, split, out_dir, zip_path):
     for src, _ in moves:
         if not osp.isdir(src): raise SegnbError(f'{zip_path}: no {osp.relpath(src, unpacked)}/ folder in it')
     return moves
-
-def _move(src, dst_dir):
-    "Move the file `src` into `dst_dir` (replacing one of that name); its new path."
-    return shutil.move(src, osp.join(dst_dir, osp.basename(src)))
 
 # %% ../../../nbs/15kf_convert_loveda.ipynb #f143992a
 def main(argv=None):
@@ -39,7 +35,7 @@ def main(argv=None):
         for split, z in zips.items():
             for src, dst in loveda_moves(extract_archive(z, osp.join(tmp, split)), split, out_dir, z):
                 os.makedirs(dst, exist_ok=True)
-                moved = track_map(partial(_move, dst_dir=dst), sorted(osp.join(src, f) for f in os.listdir(src)), desc=split)
+                moved = track_map(partial(move_into, dst_dir=dst), sorted(osp.join(src, f) for f in os.listdir(src)), desc=split)
                 key = osp.relpath(dst, out_dir); counts[key] = counts.get(key, 0) + len(moved)
     print(f'loveda: moved {sum(counts.values())} files into {out_dir} (' + ', '.join(f'{k} {v}' for k, v in counts.items()) + ')')
     return counts
